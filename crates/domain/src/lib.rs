@@ -1,0 +1,21 @@
+//! flightwatch's domain: the types every function shares, parsed once at the edge so that an
+//! invalid flight number, phone or time can never reach storage or an SMS; the rules that need no
+//! I/O (merge identity, event checks, SMS text); and the ports that adapters implement.
+
+pub mod alert;
+pub mod contact;
+pub mod event;
+pub mod flight;
+pub mod message;
+pub mod ports;
+pub mod sms;
+
+pub use alert::{Alert, AlertId, AlertQuery, Publication};
+pub use contact::{Email, PassengerName, PhoneNumber};
+pub use event::{EventKind, FlightEvent, Notification, Reason};
+pub use flight::{
+    AirportCode, DepartureDate, FlightKey, FlightNumber, FlightRegistration, FlightSchedule,
+    Passenger,
+};
+pub use message::AlertMessage;
+pub use sms::{Encoding, SmsText};

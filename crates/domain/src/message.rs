@@ -1,0 +1,171 @@
+//! The message the alerts function publishes on the alerts bus (SNS in AWS) and the sms function
+//! consumes. It is versioned JSON, and carries everything the SMS needs, because the sms function
+//! has no database.
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, AlertId};
+use crate::contact::PhoneNumber;
+use crate::event::{EventKind, Reason};
+use crate::flight::FlightSchedule;
+
+/// An alert on the bus, for one slice of its recipients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertMessage {
+    /// Schema version; a consumer rejects versions it does not know rather than guess.
+    pub version: u32,
+    pub alert_id: AlertId,
+    pub flight: FlightSchedule,
+    pub event: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_departure: Option<DateTime<FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// 1-based index of this slice among `parts`.
+    pub part: u32,
+    pub parts: u32,
+    /// Delivery attempt for these recipients: 1 when first published, +1 each time the sms
+    /// function republishes the ones it could not reach yet.
+    pub attempt: u32,
+    pub recipients: Vec<PhoneNumber>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("not an alert message: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("alert message version {0} is not supported (this build reads version 1)")]
+    UnsupportedVersion(u32),
+}
+
+impl AlertMessage {
+    pub const VERSION: u32 = 1;
+    /// 500 E.164 numbers are ~9 KB of JSON: far under SNS's 256 KB message limit, with room for
+    /// the envelope, and few enough that one sms invocation sends them well within its timeout.
+    pub const MAX_RECIPIENTS: usize = 500;
+
+    /// Splits an alert into as many messages as its recipients need.
+    pub fn split(alert: &Alert, flight: &FlightSchedule, recipients: &[PhoneNumber]) -> Vec<Self> {
+        let chunks: Vec<&[PhoneNumber]> = if recipients.is_empty() {
+            vec![&[]]
+        } else {
+            recipients.chunks(Self::MAX_RECIPIENTS).collect()
+        };
+        let parts = chunks.len() as u32;
+        chunks
+            .into_iter()
+            .zip(1..)
+            .map(|(slice, part)| Self {
+                version: Self::VERSION,
+                alert_id: alert.id,
+                flight: flight.clone(),
+                event: alert.event,
+                estimated_departure: alert.estimated_departure,
+                reason: alert.reason.clone(),
+                part,
+                parts,
+                attempt: 1,
+                recipients: slice.to_vec(),
+            })
+            .collect()
+    }
+
+    pub fn parse(json: &str) -> Result<Self, MessageError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let Version { version } = serde_json::from_str(json)?;
+        if version != Self::VERSION {
+            return Err(MessageError::UnsupportedVersion(version));
+        }
+        Ok(serde_json::from_str(json)?)
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The same alert for fewer recipients, one attempt later: what the sms function republishes
+    /// for the recipients it could not reach, so nobody who got the SMS gets it again.
+    pub fn retry_for(&self, recipients: Vec<PhoneNumber>) -> Self {
+        Self {
+            attempt: self.attempt + 1,
+            recipients,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Publication;
+    use crate::flight::{parse_time, AirportCode, FlightNumber};
+
+    fn alert() -> (Alert, FlightSchedule) {
+        let flight = FlightSchedule {
+            flight_number: FlightNumber::parse("UA123").unwrap(),
+            departure_date: "2026-12-01".parse().unwrap(),
+            origin: AirportCode::parse("SFO").unwrap(),
+            destination: AirportCode::parse("JFK").unwrap(),
+            scheduled_departure: parse_time("2026-12-01T08:05:00-08:00").unwrap(),
+        };
+        let alert = Alert {
+            seq: 1,
+            id: AlertId::new(),
+            flight_number: flight.flight_number.clone(),
+            departure_date: flight.departure_date,
+            event: EventKind::Delayed,
+            reason: Some(Reason::parse(&"x".repeat(500)).unwrap()),
+            estimated_departure: Some(parse_time("2026-12-01T10:30:00-08:00").unwrap()),
+            recipients: 0,
+            publication: Publication::Pending,
+            created_at: chrono::Utc::now(),
+        };
+        (alert, flight)
+    }
+
+    #[test]
+    fn a_thousand_passengers_split_into_messages_far_under_the_sns_limit() {
+        let (alert, flight) = alert();
+        let phones: Vec<_> = (0..1000)
+            .map(|i| PhoneNumber::parse(&format!("+8613800{i:07}")).unwrap())
+            .collect();
+        let messages = AlertMessage::split(&alert, &flight, &phones);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages.iter().map(|m| m.recipients.len()).sum::<usize>(), 1000);
+        for m in &messages {
+            assert_eq!(m.parts, 2);
+            assert!(m.to_json().len() < 64 * 1024, "{} bytes", m.to_json().len());
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_and_reject_unknown_versions() {
+        let (alert, flight) = alert();
+        let phones = vec![PhoneNumber::parse("+14155550100").unwrap()];
+        let m = &AlertMessage::split(&alert, &flight, &phones)[0];
+        assert_eq!(&AlertMessage::parse(&m.to_json()).unwrap(), m);
+        let v2 = m.to_json().replace("\"version\":1", "\"version\":2");
+        assert!(matches!(AlertMessage::parse(&v2), Err(MessageError::UnsupportedVersion(2))));
+        assert!(AlertMessage::parse("{}").is_err());
+    }
+
+    #[test]
+    fn a_retry_keeps_the_alert_and_counts_the_attempt() {
+        let (alert, flight) = alert();
+        let phones = vec![
+            PhoneNumber::parse("+14155550100").unwrap(),
+            PhoneNumber::parse("+14155550101").unwrap(),
+        ];
+        let m = &AlertMessage::split(&alert, &flight, &phones)[0];
+        let retry = m.retry_for(phones[1..].to_vec());
+        assert_eq!(retry.attempt, 2);
+        assert_eq!(retry.alert_id, m.alert_id);
+        assert_eq!(retry.recipients, phones[1..]);
+    }
+}

@@ -1,0 +1,147 @@
+//! The ports: what the use cases need from the outside world, as traits. Each function gets only
+//! the ports it may use (flights: `FlightStore`; alerts: `AlertStore` + `AlertBus`; sms:
+//! `SmsSender` + `AlertBus` for retries), mirroring each function's IAM and database grants.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::alert::{Alert, AlertId, AlertQuery};
+use crate::contact::PhoneNumber;
+use crate::event::Notification;
+use crate::flight::{FlightKey, FlightRegistration, FlightSchedule, FlightSummary, Passenger};
+use crate::message::AlertMessage;
+
+/// A storage failure. Its cause is for the log, never for the caller.
+#[derive(Debug, thiserror::Error)]
+#[error("storage failed: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+/// The outcome of registering a flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    pub flight: FlightSummary,
+    /// `false` when the registration merged into an existing flight.
+    pub created: bool,
+}
+
+/// The flights function's store: flights and their passengers.
+#[async_trait]
+pub trait FlightStore: Send + Sync {
+    /// Inserts the flight, or merges into the existing one: passengers are upserted by phone.
+    /// Re-registering an identical flight changes nothing.
+    async fn register(&self, flight: &FlightRegistration) -> Result<Registered, StoreError>;
+    async fn find(&self, key: &FlightKey) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A caller's idempotency key with the fingerprint of the request it was first used for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// What recording a notification came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new alert, its recipients and its outbox entry were committed together.
+    Created(Alert),
+    /// The same event was already issued for this flight: nothing new was recorded.
+    Duplicate(Alert),
+    /// The idempotency key was seen with the same request: the first answer, again.
+    Replayed { alert: Alert, created: bool },
+    /// The idempotency key was seen with a different request.
+    KeyReused,
+}
+
+/// An alert whose publication is due, with all it takes to publish it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingAlert {
+    pub alert: Alert,
+    pub flight: FlightSchedule,
+    pub recipients: Vec<PhoneNumber>,
+    /// Publication attempts so far.
+    pub attempts: u32,
+}
+
+impl PendingAlert {
+    pub fn messages(&self) -> Vec<AlertMessage> {
+        AlertMessage::split(&self.alert, &self.flight, &self.recipients)
+    }
+}
+
+/// The alerts function's store: alerts, their recipients, idempotency keys and the outbox; and
+/// read-only access to flight schedules and passenger phones through a narrow view.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError>;
+
+    /// In one transaction: the alert, a recipient row per passenger of the flight now, and an
+    /// outbox entry; or the existing alert for a duplicate event or a replayed key.
+    async fn record(
+        &self,
+        id: AlertId,
+        notification: &Notification,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Recorded, StoreError>;
+
+    /// Newest first; at most `query.limit` items.
+    async fn list(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError>;
+
+    /// Takes the lease on one alert's outbox entry if it is still unpublished and not leased, so
+    /// that the request that created it and the relay never publish it at the same time.
+    async fn claim(&self, id: AlertId, lease: Duration) -> Result<Option<PendingAlert>, StoreError>;
+
+    /// Takes the lease on up to `limit` unpublished alerts whose lease has run out, oldest first.
+    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<PendingAlert>, StoreError>;
+
+    async fn mark_published(&self, id: AlertId) -> Result<(), StoreError>;
+
+    /// Records a failed attempt; the alert stays pending and is retried after its lease ends.
+    async fn mark_failed(&self, id: AlertId, error: &str) -> Result<(), StoreError>;
+
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A failure to hand a message to the bus.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to the alerts bus failed: {0}")]
+pub struct BusError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// The alerts bus (an SNS topic in AWS).
+#[async_trait]
+pub trait AlertBus: Send + Sync {
+    async fn publish(&self, message: &AlertMessage) -> Result<(), BusError>;
+}
+
+/// One text to one phone.
+#[derive(Clone, Debug)]
+pub struct OutgoingSms {
+    pub to: PhoneNumber,
+    pub body: String,
+    pub alert_id: AlertId,
+}
+
+/// Why an SMS was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Sending again will not help: invalid number, opted out.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// May succeed later: throttling, provider errors, timeouts.
+    #[error("temporarily failed: {0}")]
+    Transient(String),
+}
+
+/// Sends SMS (SNS `Publish` to a phone number in AWS; a file locally).
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    async fn send(&self, sms: &OutgoingSms) -> Result<(), SendError>;
+}

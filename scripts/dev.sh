@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the flightwatch stack locally (HTTP API + MariaDB + SMS outbox file).
+#
+# Environment:
+#   PORT                    HTTP port (default 3000, listens on 127.0.0.1)
+#   DATABASE_URL            MySQL/MariaDB URL; if unset, a local MariaDB is set up and used
+#   FLIGHTWATCH_API_KEY     value expected in the x-api-key header
+#   FLIGHTWATCH_SMS_OUTBOX  file the SMS are appended to, one JSON per line
+#                           (default .flightwatch/sms-outbox.jsonl)
+#   RUST_LOG                log filter, e.g. info or flightwatch_api=debug
+# Arguments are passed on to the flightwatch-local binary.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$(fw_root)"
+fw_target_dir
+
+if [[ -z "${DATABASE_URL:-}" ]]; then
+  # Separate statements (not &&) so that set -e applies inside the functions.
+  fw_mariadb_ensure
+  fw_mariadb_app_user
+fi
+
+fw_log "flightwatch will listen on http://127.0.0.1:${PORT:-3000}"
+fw_log "SMS are written to ${FLIGHTWATCH_SMS_OUTBOX:-.flightwatch/sms-outbox.jsonl}"
+exec cargo run --quiet -p flightwatch-local --bin flightwatch-local -- "$@"

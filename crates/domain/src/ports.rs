@@ -67,8 +67,11 @@ pub struct PendingAlert {
     pub alert: Alert,
     pub flight: FlightSchedule,
     pub recipients: Vec<PhoneNumber>,
-    /// Publication attempts so far.
+    /// Publication attempts so far, this one included.
     pub attempts: u32,
+    /// Messages of this alert already on the bus: a retry resumes after them, so no recipient
+    /// of an earlier part is texted twice.
+    pub parts_published: u32,
 }
 
 impl PendingAlert {
@@ -102,10 +105,13 @@ pub trait AlertStore: Send + Sync {
     /// Takes the lease on up to `limit` unpublished alerts whose lease has run out, oldest first.
     async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<PendingAlert>, StoreError>;
 
+    /// Records that the first `parts` messages of the alert are on the bus.
+    async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError>;
+
     async fn mark_published(&self, id: AlertId) -> Result<(), StoreError>;
 
-    /// Records a failed attempt; the alert stays pending and is retried after its lease ends.
-    async fn mark_failed(&self, id: AlertId, error: &str) -> Result<(), StoreError>;
+    /// Records a failed attempt; the alert stays pending and is due again after `retry_after`.
+    async fn mark_failed(&self, id: AlertId, error: &str, retry_after: Duration) -> Result<(), StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
 }

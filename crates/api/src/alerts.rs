@@ -1,0 +1,339 @@
+//! The alerts function's API: `POST /notifications` records a flight event as an alert and puts
+//! it on the bus; `GET /alerts` lists issued alerts, newest first, with keyset pagination.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::NaiveDate;
+use flightwatch_domain::flight::parse_time;
+use flightwatch_domain::ports::{AlertBus, AlertStore, Idempotency, Recorded};
+use flightwatch_domain::{
+    Alert, AlertId, AlertQuery, EventKind, FlightEvent, FlightKey, FlightNumber, Notification,
+    Publication, Reason,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::body::{Fields, JsonBody};
+use crate::problem::ApiError;
+use crate::publish;
+use crate::wire;
+
+/// What the alerts handlers borrow: the store and the bus, built once per cold start.
+#[derive(Clone)]
+pub struct AlertsState {
+    pub store: Arc<dyn AlertStore>,
+    pub bus: Arc<dyn AlertBus>,
+}
+
+pub fn router(state: AlertsState) -> Router {
+    Router::new()
+        .route("/notifications", post(notify))
+        .route("/alerts", get(list))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationRequest {
+    flight_number: Option<String>,
+    departure_date: Option<String>,
+    event: Option<String>,
+    reason: Option<String>,
+    estimated_departure: Option<String>,
+}
+
+fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| "must be a date as YYYY-MM-DD")
+}
+
+impl NotificationRequest {
+    pub fn parse(self) -> Result<Notification, ApiError> {
+        let mut f = Fields::default();
+        let number = f.required("/flightNumber", self.flight_number.as_deref(), FlightNumber::parse);
+        let date = f.required("/departureDate", self.departure_date.as_deref(), parse_date);
+        let kind = f.required("/event", self.event.as_deref(), str::parse::<EventKind>);
+        let reason = self.reason.as_deref().and_then(|r| f.check("/reason", Reason::parse(r)));
+        let estimated = self
+            .estimated_departure
+            .as_deref()
+            .and_then(|t| f.check("/estimatedDeparture", parse_time(t)));
+        let event = match (kind, estimated, self.estimated_departure.is_some()) {
+            (Some(EventKind::Delayed), Some(t), _) => Some(FlightEvent::Delayed { estimated_departure: t }),
+            (Some(EventKind::Delayed), None, false) => {
+                f.fail("/estimatedDeparture", "is required when event is DELAYED");
+                None
+            }
+            (Some(EventKind::Cancelled), _, true) => {
+                f.fail("/estimatedDeparture", "must be left out when event is CANCELLED");
+                None
+            }
+            (Some(EventKind::Cancelled), _, false) => Some(FlightEvent::Cancelled),
+            _ => None,
+        };
+        match (number, date, event) {
+            (Some(number), Some(date), Some(event)) if f.is_empty() => Ok(Notification {
+                flight: FlightKey { number, date },
+                event,
+                reason,
+            }),
+            _ => Err(f.into_error()),
+        }
+    }
+}
+
+/// What the caller learns about the alert its notification created or matched.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertReceipt {
+    alert_id: String,
+    flight_number: String,
+    departure_date: String,
+    event: EventKind,
+    recipients: u32,
+    publication: Publication,
+    created_at: String,
+}
+
+impl From<&Alert> for AlertReceipt {
+    fn from(a: &Alert) -> Self {
+        Self {
+            alert_id: a.id.to_string(),
+            flight_number: a.flight_number.to_string(),
+            departure_date: a.departure_date.to_string(),
+            event: a.event,
+            recipients: a.recipients,
+            publication: a.publication,
+            created_at: wire::utc_time(a.created_at),
+        }
+    }
+}
+
+/// The request's identity for idempotency: what it asks for, not how it is spelled (the same
+/// new time in another offset is the same request).
+fn fingerprint(n: &Notification) -> String {
+    let canonical = format!(
+        "v1|{}|{}|{}",
+        n.flight.id(),
+        n.event.dedup_key(),
+        n.reason.as_ref().map(Reason::as_str).unwrap_or_default()
+    );
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        let mut f = Fields::default();
+        f.fail("Idempotency-Key", "must be 1 to 255 visible ASCII characters");
+        f.into_error()
+    };
+    let key = value.to_str().map_err(|_| bad())?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[tracing::instrument(skip_all, fields(flight_number, event, alert_id, recipients))]
+async fn notify(
+    State(state): State<AlertsState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<NotificationRequest>,
+) -> Result<(StatusCode, Json<AlertReceipt>), ApiError> {
+    let notification = request.parse()?;
+    let key = idempotency_key(&headers)?;
+    let span = tracing::Span::current();
+    span.record("flight_number", notification.flight.number.as_str());
+    span.record("event", notification.event.kind().as_str());
+    let schedule = state.store.schedule(&notification.flight).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no flight {} departing {} is registered; register it with POST /flights first",
+            notification.flight.number, notification.flight.date
+        ))
+    })?;
+    notification.check(&schedule).map_err(|e| {
+        let mut f = Fields::default();
+        f.fail("/estimatedDeparture", e);
+        f.into_error()
+    })?;
+    let idempotency = key.map(|key| Idempotency {
+        key,
+        fingerprint: fingerprint(&notification),
+    });
+    let recorded = state.store.record(AlertId::new(), &notification, idempotency.as_ref()).await?;
+    let (status, mut alert) = match recorded {
+        Recorded::Created(alert) => (StatusCode::ACCEPTED, alert),
+        Recorded::Duplicate(alert) => (StatusCode::OK, alert),
+        Recorded::Replayed { alert, created: true } => (StatusCode::ACCEPTED, alert),
+        Recorded::Replayed { alert, created: false } => (StatusCode::OK, alert),
+        Recorded::KeyReused => return Err(ApiError::KeyReused),
+    };
+    span.record("alert_id", tracing::field::display(alert.id));
+    span.record("recipients", alert.recipients);
+    if status == StatusCode::ACCEPTED && alert.publication == Publication::Pending {
+        // The alert is committed with its outbox entry: if this fails, the relay publishes it.
+        match publish::publish_now(state.store.as_ref(), state.bus.as_ref(), alert.id).await {
+            Ok(true) => alert.publication = Publication::Published,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "alert left pending for the relay"),
+        }
+    }
+    Ok((status, Json(AlertReceipt::from(&alert))))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListParams {
+    flight_number: Option<String>,
+    departure_date: Option<String>,
+    event: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The position after which the next page starts. Opaque to callers; versioned for us.
+fn encode_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("a1:{seq}"))
+}
+
+fn decode_cursor(raw: &str) -> Result<i64, &'static str> {
+    const WHAT: &str = "is not a cursor this API returned; pass nextCursor from the previous page as is";
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| WHAT)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| WHAT)?;
+    text.strip_prefix("a1:").and_then(|s| s.parse().ok()).ok_or(WHAT)
+}
+
+impl ListParams {
+    fn parse(self) -> Result<AlertQuery, ApiError> {
+        let mut f = Fields::default();
+        let query = AlertQuery {
+            flight_number: self.flight_number.as_deref().and_then(|v| f.check("flightNumber", FlightNumber::parse(v))),
+            departure_date: self.departure_date.as_deref().and_then(|v| f.check("departureDate", parse_date(v))),
+            event: self.event.as_deref().and_then(|v| f.check("event", v.parse::<EventKind>())),
+            since: self
+                .since
+                .as_deref()
+                .and_then(|v| f.check("since", parse_time(&v.replace(' ', "+"))))
+                .map(|t| t.to_utc()),
+            before_seq: self.cursor.as_deref().and_then(|v| f.check("cursor", decode_cursor(v))),
+            limit: match self.limit.as_deref() {
+                None => AlertQuery::DEFAULT_LIMIT,
+                Some(v) => f
+                    .check(
+                        "limit",
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|l| (1..=AlertQuery::MAX_LIMIT).contains(l))
+                            .ok_or("must be a whole number from 1 to 200"),
+                    )
+                    .unwrap_or_default(),
+            },
+        };
+        if f.is_empty() {
+            Ok(query)
+        } else {
+            Err(f.into_error())
+        }
+    }
+}
+
+/// An issued alert as listed: no phone numbers, no emails.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertItem {
+    alert_id: String,
+    flight_number: String,
+    departure_date: String,
+    event: EventKind,
+    reason: Option<String>,
+    estimated_departure: Option<String>,
+    recipients: u32,
+    publication: Publication,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertPage {
+    items: Vec<AlertItem>,
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AlertsState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<AlertPage>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let mut query = params.parse()?;
+    let limit = query.limit as usize;
+    // One more than asked tells whether another page exists, without an empty last page.
+    query.limit += 1;
+    let mut alerts = state.store.list(&query).await?;
+    let next_cursor = if alerts.len() > limit {
+        alerts.truncate(limit);
+        alerts.last().map(|a| encode_cursor(a.seq))
+    } else {
+        None
+    };
+    let items = alerts
+        .into_iter()
+        .map(|a| AlertItem {
+            alert_id: a.id.to_string(),
+            flight_number: a.flight_number.to_string(),
+            departure_date: a.departure_date.to_string(),
+            event: a.event,
+            reason: a.reason.map(String::from),
+            estimated_departure: a.estimated_departure.map(wire::local_time),
+            recipients: a.recipients,
+            publication: a.publication,
+            created_at: wire::utc_time(a.created_at),
+        })
+        .collect();
+    Ok(Json(AlertPage { items, next_cursor }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Ok(42));
+        assert!(decode_cursor("42").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("b1:42")).is_err());
+    }
+
+    #[test]
+    fn the_same_request_in_another_offset_has_the_same_fingerprint() {
+        let parse = |t: &str| {
+            NotificationRequest {
+                flight_number: Some("ua123".into()),
+                departure_date: Some("2026-12-01".into()),
+                event: Some("DELAYED".into()),
+                reason: Some("Late".into()),
+                estimated_departure: Some(t.into()),
+            }
+            .parse()
+            .unwrap()
+        };
+        assert_eq!(
+            fingerprint(&parse("2026-12-01T10:30:00-08:00")),
+            fingerprint(&parse("2026-12-01T18:30:00Z"))
+        );
+        assert_ne!(
+            fingerprint(&parse("2026-12-01T10:30:00-08:00")),
+            fingerprint(&parse("2026-12-01T10:45:00-08:00"))
+        );
+    }
+}

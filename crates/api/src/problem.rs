@@ -1,0 +1,126 @@
+//! The one API error type, mapped once to `application/problem+json` (RFC 9457). Client errors say
+//! what to fix; server errors are opaque to the caller and logged with their whole cause chain.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use flightwatch_domain::ports::StoreError;
+use serde::Serialize;
+
+/// One invalid field, located by a JSON pointer into the request (`/passengers/0/phone`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or breaks a rule; `errors` lists each field at fault.
+    #[error("{detail}")]
+    Invalid { detail: String, errors: Vec<FieldError> },
+    /// 403: no valid API key.
+    #[error("missing or invalid API key")]
+    Forbidden,
+    /// 404: the named flight (or route) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 415: the body is not JSON.
+    #[error("the request body must be JSON, sent with content-type: application/json")]
+    UnsupportedMediaType,
+    /// 422: an Idempotency-Key reused with a different request.
+    #[error("this Idempotency-Key was already used with a different request; use a new key for a new request")]
+    KeyReused,
+    /// 503: a dependency (the database) is not reachable right now.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    /// 500: anything unexpected.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{} {}", one.pointer, one.detail),
+            _ => format!("{} fields are invalid: see errors", errors.len()),
+        };
+        Self::Invalid { detail, errors }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "validation",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::KeyReused => "idempotency-key-reused",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e)
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // The caller learns nothing of the cause; the log gets all of it.
+            let mut chain = String::new();
+            let mut source = std::error::Error::source(&self);
+            while let Some(e) = source {
+                chain.push_str(": ");
+                chain.push_str(&e.to_string());
+                source = e.source();
+            }
+            tracing::error!(status = status.as_u16(), error = %format!("{self}{chain}"), "request failed");
+        }
+        let errors: &[FieldError] = match &self {
+            Self::Invalid { errors, .. } => errors,
+            _ => &[],
+        };
+        let body = Problem {
+            r#type: format!("https://flightwatch.dev/problems/{}", self.kind()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], json).into_response()
+    }
+}

@@ -1,0 +1,86 @@
+//! Getting recorded alerts onto the bus: right after the request that created them, and again
+//! from the outbox relay for any that did not make it. Nothing accepted is lost: an alert stays
+//! pending until every one of its messages is on the bus.
+
+use std::time::Duration;
+
+use flightwatch_domain::ports::{AlertBus, AlertStore, BusError, PendingAlert, StoreError};
+use flightwatch_domain::AlertId;
+
+/// How long a publisher holds an alert before another may take it over: far longer than a
+/// publish takes, short enough that a crashed publisher delays an alert by seconds, not hours.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// When a failed alert is due again: 5 s, 10 s, 20 s, ... at most 5 min.
+pub fn retry_after(attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(6);
+    Duration::from_secs(5 * (1 << exp)).min(Duration::from_secs(300))
+}
+
+/// Publishes one alert now if nobody else is. `Ok(true)` when it is on the bus.
+pub async fn publish_now(store: &dyn AlertStore, bus: &dyn AlertBus, id: AlertId) -> Result<bool, PublishError> {
+    match store.claim(id, LEASE).await? {
+        Some(pending) => publish(store, bus, pending).await.map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Publishes a claimed alert's remaining messages, recording progress after each.
+#[tracing::instrument(skip_all, fields(alert_id = %pending.alert.id, attempt = pending.attempts, recipients = pending.recipients.len()))]
+pub async fn publish(store: &dyn AlertStore, bus: &dyn AlertBus, pending: PendingAlert) -> Result<(), PublishError> {
+    let id = pending.alert.id;
+    let messages = pending.messages();
+    let parts = messages.len() as u32;
+    for message in messages.iter().skip(pending.parts_published as usize) {
+        if let Err(e) = bus.publish(message).await {
+            tracing::warn!(error = %e, part = message.part, "publish failed; the alert stays pending");
+            store.mark_failed(id, &e.to_string(), retry_after(pending.attempts)).await?;
+            return Err(e.into());
+        }
+        if message.part < parts {
+            store.mark_progress(id, message.part).await?;
+        }
+    }
+    store.mark_published(id).await?;
+    tracing::info!(parts, "alert published");
+    Ok(())
+}
+
+/// What one relay pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RelayReport {
+    pub published: u32,
+    pub failed: u32,
+}
+
+/// One pass of the outbox relay: publishes up to `batch` due alerts.
+pub async fn relay(store: &dyn AlertStore, bus: &dyn AlertBus, batch: u32) -> Result<RelayReport, StoreError> {
+    let mut report = RelayReport::default();
+    for pending in store.claim_due(batch, LEASE).await? {
+        match publish(store, bus, pending).await {
+            Ok(()) => report.published += 1,
+            Err(PublishError::Bus(_)) => report.failed += 1,
+            Err(PublishError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=9).map(|a| retry_after(a).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+}

@@ -1,1 +1,194 @@
-//! stub
+//! The sms function's handler: an SNS event carrying alert messages in, one SMS per recipient
+//! out. Recipients that cannot be reached yet are republished as a new message with the attempt
+//! counted, so a retry never texts someone who already got the SMS; after the final attempt they
+//! go to the dead letters. Invalid or opted-out numbers are skipped, logged masked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sns::SnsEvent;
+use flightwatch_domain::message::MessageError;
+use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
+use flightwatch_domain::{AlertMessage, PhoneNumber, SmsText};
+use futures::stream::{self, StreamExt};
+use lambda_runtime::Diagnostic;
+
+/// What the handler borrows, built once per cold start.
+#[derive(Clone)]
+pub struct Texting {
+    pub sender: Arc<dyn SmsSender>,
+    /// Where recipients still failing are republished for another attempt (the alerts topic).
+    pub retries: Arc<dyn AlertBus>,
+    /// Where recipients still failing after the final attempt are recorded.
+    pub dead_letters: Arc<dyn AlertBus>,
+    pub policy: Policy,
+}
+
+/// How hard the handler tries.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Messages with this attempt number are the last chance; failures go to the dead letters.
+    pub max_attempts: u32,
+    /// SMS in flight at once within one invocation.
+    pub concurrency: usize,
+    /// Tries per SMS within one invocation for transient failures (throttling, 5xx).
+    pub tries: u32,
+    /// First pause between tries; doubled each time.
+    pub backoff: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            concurrency: 8,
+            tries: 3,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What one invocation did, summed over its records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub sent: u32,
+    pub skipped: u32,
+    pub retried: u32,
+    pub dead_lettered: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The message cannot be read: retrying will not help.
+    #[error("unreadable alert message: {0}")]
+    Malformed(#[from] MessageError),
+    /// Republishing the recipients still to reach failed: retrying the invocation may help.
+    #[error("could not hand on recipients still to reach: {0}")]
+    Bus(#[from] BusError),
+}
+
+impl From<HandleError> for Diagnostic {
+    fn from(e: HandleError) -> Self {
+        let error_type = match e {
+            HandleError::Malformed(_) => "NonRetryable",
+            HandleError::Bus(_) => "Retryable",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+enum Outcome {
+    Sent,
+    Skipped,
+    Failed(PhoneNumber),
+}
+
+/// Handles one SNS event: every record is one alert message.
+pub async fn handle(texting: &Texting, event: SnsEvent) -> Result<Report, HandleError> {
+    let mut report = Report::default();
+    for record in event.records {
+        let message = AlertMessage::parse(&record.sns.message)?;
+        let r = deliver(texting, &message).await?;
+        report.sent += r.sent;
+        report.skipped += r.skipped;
+        report.retried += r.retried;
+        report.dead_lettered += r.dead_lettered;
+    }
+    Ok(report)
+}
+
+/// Sends one alert message's SMS and hands on the recipients still to reach.
+#[tracing::instrument(skip_all, fields(alert_id = %message.alert_id, part = message.part, attempt = message.attempt, recipients = message.recipients.len()))]
+pub async fn deliver(texting: &Texting, message: &AlertMessage) -> Result<Report, HandleError> {
+    let body = SmsText::for_alert(message).into_string();
+    let outcomes: Vec<Outcome> = stream::iter(&message.recipients)
+        .map(|to| send_one(texting, message, to, &body))
+        .buffer_unordered(texting.policy.concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = Report::default();
+    let mut failed = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Sent => report.sent += 1,
+            Outcome::Skipped => report.skipped += 1,
+            Outcome::Failed(phone) => failed.push(phone),
+        }
+    }
+    if !failed.is_empty() {
+        let count = failed.len() as u32;
+        let next = message.retry_for(failed);
+        if message.attempt < texting.policy.max_attempts {
+            texting.retries.publish(&next).await?;
+            tracing::warn!(count, next_attempt = next.attempt, "recipients republished for another attempt");
+            report.retried = count;
+        } else {
+            texting.dead_letters.publish(&next).await?;
+            tracing::error!(count, "recipients unreachable after the final attempt; sent to dead letters");
+            report.dead_lettered = count;
+        }
+    }
+    tracing::info!(sent = report.sent, skipped = report.skipped, "alert message delivered");
+    Ok(report)
+}
+
+async fn send_one(texting: &Texting, message: &AlertMessage, to: &PhoneNumber, body: &str) -> Outcome {
+    let sms = OutgoingSms {
+        to: to.clone(),
+        body: body.to_owned(),
+        alert_id: message.alert_id,
+    };
+    let mut pause = texting.policy.backoff;
+    for try_ in 1..=texting.policy.tries.max(1) {
+        match texting.sender.send(&sms).await {
+            Ok(()) => {
+                tracing::info!(to = %to, "sms sent");
+                return Outcome::Sent;
+            }
+            Err(SendError::Rejected(why)) => {
+                tracing::warn!(to = %to, reason = %why, "sms skipped: number rejected");
+                return Outcome::Skipped;
+            }
+            Err(SendError::Transient(why)) => {
+                tracing::warn!(to = %to, try_, reason = %why, "sms failed, may retry");
+                if try_ < texting.policy.tries {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
+        }
+    }
+    Outcome::Failed(to.clone())
+}
+
+/// Wraps alert messages in the SNS event envelope Lambda hands the sms function, exactly as SNS
+/// delivers them, so the local stack and the tests exercise the same parsing as AWS.
+pub fn sns_event(topic_arn: &str, messages: &[AlertMessage]) -> Result<SnsEvent, serde_json::Error> {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": format!("{topic_arn}:local"),
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": m.alert_id.to_string(),
+                    "TopicArn": topic_arn,
+                    "Subject": null,
+                    "Message": m.to_json(),
+                    "Timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "SignatureVersion": "1",
+                    "Signature": "local",
+                    "SigningCertUrl": "https://localhost/local.pem",
+                    "UnsubscribeUrl": "https://localhost/unsubscribe",
+                    "MessageAttributes": {}
+                }
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records }))
+}

@@ -1,1 +1,132 @@
-//! stub
+//! The whole system on one machine, wired as in AWS: both HTTP functions' routers behind one
+//! address (API Gateway's routing, and its API key check when a key is set), the alerts bus
+//! delivered in-process to the sms handler in the same SNS event envelope Lambda would hand it,
+//! and SMS written as JSON lines to a file. The outbox relay runs on a timer.
+
+mod bus;
+mod files;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use flightwatch_api::alerts::AlertsState;
+use flightwatch_api::flights::FlightsState;
+use flightwatch_api::{auth, publish, ApiError};
+use flightwatch_domain::ports::{AlertBus, AlertStore, FlightStore};
+use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
+use flightwatch_sms::{Policy, Texting};
+use sqlx::MySqlPool;
+use tokio::task::JoinHandle;
+
+pub use bus::InProcessBus;
+pub use files::{JsonLinesDeadLetters, JsonLinesSender};
+
+/// How the local stack is set up; `from_env` reads the documented environment variables.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// When set, every API call must carry it as `x-api-key`, as API Gateway requires.
+    pub api_key: Option<String>,
+    /// Where SMS are appended as JSON lines.
+    pub sms_outbox: PathBuf,
+    /// Where recipients unreachable after the final attempt are appended.
+    pub dead_letters: PathBuf,
+    /// How often the outbox relay looks for alerts still pending.
+    pub relay_every: Duration,
+    pub policy: Policy,
+}
+
+impl Options {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let relay_every = match var("FLIGHTWATCH_RELAY_SECONDS") {
+            Some(s) => Duration::from_secs_f64(s.parse().map_err(|_| anyhow::anyhow!("FLIGHTWATCH_RELAY_SECONDS must be a number"))?),
+            None => Duration::from_secs(5),
+        };
+        Ok(Self {
+            api_key: var("FLIGHTWATCH_API_KEY"),
+            sms_outbox: var("FLIGHTWATCH_SMS_OUTBOX").unwrap_or_else(|| ".flightwatch/sms-outbox.jsonl".into()).into(),
+            dead_letters: var("FLIGHTWATCH_DEAD_LETTERS").unwrap_or_else(|| ".flightwatch/dead-letters.jsonl".into()).into(),
+            relay_every,
+            policy: Policy::default(),
+        })
+    }
+}
+
+/// A running local stack: its router and the relay task behind it.
+pub struct LocalStack {
+    pub router: Router,
+    pub relay: JoinHandle<()>,
+}
+
+/// The topic name the local bus stamps on its SNS envelopes.
+pub const LOCAL_TOPIC_ARN: &str = "arn:aws:sns:local:000000000000:flightwatch-alerts";
+
+/// Wires the stack over an already migrated database.
+pub fn build(pool: MySqlPool, options: &Options) -> anyhow::Result<LocalStack> {
+    let flights: Arc<dyn FlightStore> = Arc::new(MySqlFlightStore::new(pool.clone()));
+    let alerts: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(pool));
+    let bus = InProcessBus::new();
+    let texting = Texting {
+        sender: Arc::new(JsonLinesSender::open(&options.sms_outbox)?),
+        retries: bus.clone(),
+        dead_letters: Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
+        policy: options.policy,
+    };
+    bus.subscribe(texting);
+    let bus: Arc<dyn AlertBus> = bus;
+
+    let api = Router::new()
+        .merge(flightwatch_api::flights::router(FlightsState { store: flights.clone() }))
+        .merge(flightwatch_api::alerts::router(AlertsState {
+            store: alerts.clone(),
+            bus: bus.clone(),
+        }))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+    let api = match &options.api_key {
+        Some(key) => auth::require_api_key(api, key.clone()),
+        None => api,
+    };
+    let router = flightwatch_api::traced(
+        Router::new()
+            .route("/health", get(health).with_state(Health { flights, alerts: alerts.clone() }))
+            .merge(api),
+    );
+    let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every));
+    Ok(LocalStack { router, relay })
+}
+
+#[derive(Clone)]
+struct Health {
+    flights: Arc<dyn FlightStore>,
+    alerts: Arc<dyn AlertStore>,
+}
+
+/// 200 once both functions' stores answer.
+async fn health(State(h): State<Health>) -> impl IntoResponse {
+    match (h.flights.ping().await, h.alerts.ping().await) {
+        (Ok(()), Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable"}))),
+    }
+}
+
+/// Publishes alerts left pending by a failed publish, as the scheduled relay does in AWS.
+async fn relay_forever(store: Arc<dyn AlertStore>, bus: Arc<dyn AlertBus>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match publish::relay(store.as_ref(), bus.as_ref(), 50).await {
+            Ok(r) if r.published + r.failed > 0 => {
+                tracing::info!(published = r.published, failed = r.failed, "outbox relay pass")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox relay pass failed"),
+        }
+    }
+}

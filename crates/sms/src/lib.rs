@@ -104,8 +104,10 @@ pub async fn handle(texting: &Texting, event: SnsEvent) -> Result<Report, Handle
 #[tracing::instrument(skip_all, fields(alert_id = %message.alert_id, part = message.part, attempt = message.attempt, recipients = message.recipients.len()))]
 pub async fn deliver(texting: &Texting, message: &AlertMessage) -> Result<Report, HandleError> {
     let body = SmsText::for_alert(message).into_string();
-    let outcomes: Vec<Outcome> = stream::iter(&message.recipients)
-        .map(|to| send_one(texting, message, to, &body))
+    // Owned items: a stream of borrowed ones trips the compiler's Send inference in spawned tasks.
+    let body = body.as_str();
+    let outcomes: Vec<Outcome> = stream::iter(message.recipients.iter().cloned())
+        .map(|to| send_one(texting, message, to, body))
         .buffer_unordered(texting.policy.concurrency.max(1))
         .collect()
         .await;
@@ -135,9 +137,9 @@ pub async fn deliver(texting: &Texting, message: &AlertMessage) -> Result<Report
     Ok(report)
 }
 
-async fn send_one(texting: &Texting, message: &AlertMessage, to: &PhoneNumber, body: &str) -> Outcome {
+async fn send_one(texting: &Texting, message: &AlertMessage, to: PhoneNumber, body: &str) -> Outcome {
     let sms = OutgoingSms {
-        to: to.clone(),
+        to,
         body: body.to_owned(),
         alert_id: message.alert_id,
     };
@@ -145,15 +147,15 @@ async fn send_one(texting: &Texting, message: &AlertMessage, to: &PhoneNumber, b
     for try_ in 1..=texting.policy.tries.max(1) {
         match texting.sender.send(&sms).await {
             Ok(()) => {
-                tracing::info!(to = %to, "sms sent");
+                tracing::info!(to = %sms.to, "sms sent");
                 return Outcome::Sent;
             }
             Err(SendError::Rejected(why)) => {
-                tracing::warn!(to = %to, reason = %why, "sms skipped: number rejected");
+                tracing::warn!(to = %sms.to, reason = %why, "sms skipped: number rejected");
                 return Outcome::Skipped;
             }
             Err(SendError::Transient(why)) => {
-                tracing::warn!(to = %to, try_, reason = %why, "sms failed, may retry");
+                tracing::warn!(to = %sms.to, try_, reason = %why, "sms failed, may retry");
                 if try_ < texting.policy.tries {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -161,7 +163,7 @@ async fn send_one(texting: &Texting, message: &AlertMessage, to: &PhoneNumber, b
             }
         }
     }
-    Outcome::Failed(to.clone())
+    Outcome::Failed(sms.to)
 }
 
 /// Wraps alert messages in the SNS event envelope Lambda hands the sms function, exactly as SNS

@@ -18,14 +18,14 @@ CREATE TABLE alerts (
     KEY alerts_by_flight (flight_number, departure_date, seq),
     KEY alerts_by_event (event, seq),
     KEY alerts_by_time (created_at)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 CREATE TABLE alert_recipients (
     alert_seq BIGINT UNSIGNED NOT NULL,
     phone     VARCHAR(16)     NOT NULL,
     PRIMARY KEY (alert_seq, phone),
     CONSTRAINT alert_recipients_alert FOREIGN KEY (alert_seq) REFERENCES alerts (seq)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 CREATE TABLE alert_outbox (
     alert_seq       BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -36,14 +36,15 @@ CREATE TABLE alert_outbox (
     published_at    DATETIME(6)     NULL,
     KEY outbox_due (published_at, lease_until),
     CONSTRAINT alert_outbox_alert FOREIGN KEY (alert_seq) REFERENCES alerts (seq)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 CREATE TABLE idempotency_keys (
-    idem_key    VARCHAR(255)    NOT NULL PRIMARY KEY,
+    -- Binary: keys are compared exactly, case included.
+    idem_key    VARBINARY(255)  NOT NULL PRIMARY KEY,
     fingerprint CHAR(64)        NOT NULL,
     alert_seq   BIGINT UNSIGNED NULL,
     created     BOOLEAN         NOT NULL DEFAULT FALSE,
     created_at  DATETIME(6)     NOT NULL,
     KEY idempotency_keys_age (created_at),
     CONSTRAINT idempotency_keys_alert FOREIGN KEY (alert_seq) REFERENCES alerts (seq)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

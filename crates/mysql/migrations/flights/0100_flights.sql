@@ -14,7 +14,7 @@ CREATE TABLE flights (
     created_at           DATETIME(6)     NOT NULL,
     updated_at           DATETIME(6)     NOT NULL,
     UNIQUE KEY flights_identity (flight_number, departure_date)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 CREATE TABLE passengers (
     id         BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -26,4 +26,4 @@ CREATE TABLE passengers (
     updated_at DATETIME(6)     NOT NULL,
     UNIQUE KEY passengers_per_flight (flight_id, phone),
     CONSTRAINT passengers_flight FOREIGN KEY (flight_id) REFERENCES flights (id)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

@@ -1,1 +1,130 @@
-//! e2e helpers
+//! Test harness: the local stack on a fresh database, served on an ephemeral port, and a client
+//! that talks to it over HTTP exactly as an insurer's system would.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flightwatch_local::{LocalStack, Options};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+use sqlx::MySqlPool;
+
+pub const API_KEY: &str = "e2e-key";
+
+pub struct Harness {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub pool: MySqlPool,
+    pub outbox: PathBuf,
+    dir: PathBuf,
+    stack: LocalStack,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// Migrates the (fresh) database behind `pool` and starts the stack on 127.0.0.1:0.
+    pub async fn start(pool: MySqlPool) -> Self {
+        flightwatch_mysql::migrate_all(&pool).await.expect("migrations apply");
+        let dir = std::env::temp_dir().join(format!("flightwatch-e2e-{}", uuid::Uuid::now_v7()));
+        let outbox = dir.join("sms-outbox.jsonl");
+        let options = Options {
+            api_key: Some(API_KEY.into()),
+            sms_outbox: outbox.clone(),
+            dead_letters: dir.join("dead-letters.jsonl"),
+            relay_every: Duration::from_millis(200),
+            policy: Default::default(),
+        };
+        let stack = flightwatch_local::build(pool.clone(), &options).expect("stack builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = stack.router.clone();
+        let server = tokio::spawn(async move {
+            axum_serve(listener, router).await;
+        });
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            pool,
+            outbox,
+            dir,
+            stack,
+            server,
+        }
+    }
+
+    /// A request with the API key, as API Gateway requires.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("x-api-key", API_KEY)
+    }
+
+    /// Sends and returns the status and the JSON body (Null when empty).
+    pub async fn send(&self, req: RequestBuilder) -> (StatusCode, Value, Option<String>) {
+        let resp = req.send().await.expect("request reaches the stack");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        (status, body, content_type)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let (s, b, _) = self.send(self.request(Method::POST, path).json(body)).await;
+        (s, b)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, b, _) = self.send(self.request(Method::GET, path)).await;
+        (s, b)
+    }
+
+    /// The SMS written so far.
+    pub fn sms(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.outbox)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each outbox line is JSON"))
+            .collect()
+    }
+
+    /// Waits until at least `n` SMS were written (delivery is asynchronous, as with SNS).
+    pub async fn wait_for_sms(&self, n: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let sms = self.sms();
+            if sms.len() >= n {
+                return sms;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.sms()
+    }
+
+    /// Lets in-flight deliveries finish, then returns every SMS written.
+    pub async fn settled_sms(&self) -> Vec<Value> {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        self.sms()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        // Table names come from the tests themselves, never from input.
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.stack.relay.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: flightwatch_local::Router) {
+    let _ = flightwatch_local::serve(listener, router).await;
+}

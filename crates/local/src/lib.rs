@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+pub use axum::Router;
+use axum::Json;
 use flightwatch_api::alerts::AlertsState;
 use flightwatch_api::flights::FlightsState;
 use flightwatch_api::{auth, publish, ApiError};
@@ -23,6 +24,7 @@ use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
 use flightwatch_sms::{Policy, Texting};
 use sqlx::MySqlPool;
 use tokio::task::JoinHandle;
+
 
 pub use bus::InProcessBus;
 pub use files::{JsonLinesDeadLetters, JsonLinesSender};
@@ -66,6 +68,11 @@ pub struct LocalStack {
 
 /// The topic name the local bus stamps on its SNS envelopes.
 pub const LOCAL_TOPIC_ARN: &str = "arn:aws:sns:local:000000000000:flightwatch-alerts";
+
+/// Serves the stack until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}
 
 /// Wires the stack over an already migrated database.
 pub fn build(pool: MySqlPool, options: &Options) -> anyhow::Result<LocalStack> {

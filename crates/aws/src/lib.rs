@@ -1,1 +1,37 @@
-//! AWS adapters (in progress)
+//! AWS adapters, through the official SDK: the alerts bus on an SNS topic, SMS through SNS
+//! `Publish` to a phone number, and the database settings read from S3 at cold start.
+//! `AWS_ENDPOINT_URL` (the SDK's standard variable) points them all at an emulator such as moto.
+
+mod bus;
+mod config;
+mod sms;
+
+pub use bus::SnsAlertBus;
+pub use config::{database_settings, load_database_settings, ConfigSource, LoadError};
+pub use sms::SnsSmsSender;
+
+/// The SDK configuration, loaded once per cold start from the standard environment.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// An S3 client; path-style addressing when an endpoint is overridden, since emulators (and
+/// VPC endpoints by URL) do not serve bucket subdomains.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The error chain of an SDK failure on one line, for logs and outbox records.
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

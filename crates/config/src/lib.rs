@@ -18,6 +18,18 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{key} is not valid: {why}")]
     Invalid { key: &'static str, why: String },
+    #[error("the environment variable {0} is not set")]
+    MissingEnv(&'static str),
+}
+
+/// An environment variable that must be set (and not empty).
+pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
+    optional_env(name).ok_or(ConfigError::MissingEnv(name))
+}
+
+/// An environment variable that may be unset; empty counts as unset.
+pub fn optional_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// How to reach the database and how many connections to keep.

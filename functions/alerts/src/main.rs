@@ -1,1 +1,32 @@
-fn main() {}
+//! The alerts Lambda: settings from S3 once per cold start, the database pool built lazily, the
+//! alerts router served for API Gateway, and the outbox relay run by the schedule.
+
+use std::sync::Arc;
+
+use flightwatch_api::alerts::{router, AlertsState};
+use flightwatch_api::publish;
+use flightwatch_aws::{ConfigSource, SnsAlertBus};
+use flightwatch_domain::ports::{AlertBus, AlertStore};
+use flightwatch_mysql::MySqlAlertStore;
+
+#[tokio::main]
+async fn main() -> Result<(), flightwatch_lambda::Error> {
+    flightwatch_lambda::init_default_subscriber();
+    let db = flightwatch_aws::load_database_settings(&ConfigSource::from_env()?).await?;
+    let sdk = flightwatch_aws::sdk_config().await;
+    let topic = flightwatch_config::required_env("FLIGHTWATCH_ALERTS_TOPIC_ARN")?;
+    let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
+    let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, topic));
+    let app = flightwatch_api::traced(router(AlertsState {
+        store: store.clone(),
+        bus: bus.clone(),
+    }));
+    flightwatch_lambda::run_http_and_schedule(app, move || {
+        let (store, bus) = (store.clone(), bus.clone());
+        async move {
+            let report = publish::relay(store.as_ref(), bus.as_ref(), 100).await?;
+            Ok(serde_json::json!({"published": report.published, "failed": report.failed}))
+        }
+    })
+    .await
+}

@@ -1,1 +1,26 @@
-fn main() {}
+//! The sms Lambda: SNS clients built once per cold start, then one SNS event per invocation.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sns::SnsEvent;
+use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
+use flightwatch_config::{optional_env, required_env};
+use flightwatch_sms::{handle, Policy, Texting};
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    flightwatch_lambda::init_default_subscriber();
+    let sdk = flightwatch_aws::sdk_config().await;
+    let texting = Texting {
+        sender: Arc::new(SnsSmsSender::from_config(&sdk, optional_env("FLIGHTWATCH_SMS_SENDER_ID"))),
+        retries: Arc::new(SnsAlertBus::from_config(&sdk, required_env("FLIGHTWATCH_ALERTS_TOPIC_ARN")?)),
+        dead_letters: Arc::new(SnsAlertBus::from_config(&sdk, required_env("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?)),
+        policy: Policy::default(),
+    };
+    let texting = &texting;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
+        handle(texting, event.payload).await
+    }))
+    .await
+}

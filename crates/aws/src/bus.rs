@@ -1,0 +1,56 @@
+//! The alerts bus on an SNS topic.
+
+use async_trait::async_trait;
+use aws_sdk_sns::types::MessageAttributeValue;
+use flightwatch_domain::ports::{AlertBus, BusError};
+use flightwatch_domain::AlertMessage;
+
+/// Publishes alert messages to the alerts topic; the sms function is subscribed to it.
+#[derive(Clone, Debug)]
+pub struct SnsAlertBus {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsAlertBus {
+    pub fn from_config(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sns::Client::new(sdk), topic_arn)
+    }
+
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+fn attribute(data_type: &str, value: String) -> Result<MessageAttributeValue, BusError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|e| BusError(Box::new(e)))
+}
+
+#[async_trait]
+impl AlertBus for SnsAlertBus {
+    async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
+        let body = message.to_json();
+        let out = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(body)
+            // Attributes let subscribers filter (e.g. an archive of cancellations only) and
+            // route retries without parsing the body.
+            .message_attributes("version", attribute("Number", message.version.to_string())?)
+            .message_attributes("event", attribute("String", message.event.as_str().to_owned())?)
+            .message_attributes("attempt", attribute("Number", message.attempt.to_string())?)
+            .send()
+            .await
+            .map_err(|e| BusError(crate::describe(&e).into()))?;
+        tracing::debug!(message_id = out.message_id().unwrap_or_default(), part = message.part, "alert message on the topic");
+        Ok(())
+    }
+}

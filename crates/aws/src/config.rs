@@ -1,0 +1,89 @@
+//! Database settings at cold start: `DATABASE_URL` when set (local use), otherwise the JDBC-style
+//! properties file in S3 named by `FLIGHTWATCH_CONFIG_BUCKET` and `FLIGHTWATCH_CONFIG_KEY`.
+
+use flightwatch_config::{ConfigError, DatabaseSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("set DATABASE_URL, or FLIGHTWATCH_CONFIG_BUCKET and FLIGHTWATCH_CONFIG_KEY")]
+    NoSource,
+    #[error("reading s3://{bucket}/{key}: {cause}")]
+    S3 { bucket: String, key: String, cause: String },
+    #[error("s3://{bucket}/{key} is not UTF-8 text")]
+    NotText { bucket: String, key: String },
+    #[error("{source_name}: {error}")]
+    Invalid { source_name: String, error: ConfigError },
+}
+
+/// Where the settings come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    Url(String),
+    S3 { bucket: String, key: String },
+}
+
+impl ConfigSource {
+    pub fn from_env() -> Result<Self, LoadError> {
+        use flightwatch_config::optional_env as var;
+        if let Some(url) = var("DATABASE_URL") {
+            return Ok(Self::Url(url));
+        }
+        match (var("FLIGHTWATCH_CONFIG_BUCKET"), var("FLIGHTWATCH_CONFIG_KEY")) {
+            (Some(bucket), Some(key)) => Ok(Self::S3 { bucket, key }),
+            _ => Err(LoadError::NoSource),
+        }
+    }
+}
+
+/// Reads the settings once; the caller keeps them for the life of the execution environment.
+/// The SDK is only set up when the settings live in S3.
+pub async fn load_database_settings(source: &ConfigSource) -> Result<DatabaseSettings, LoadError> {
+    match source {
+        ConfigSource::Url(_) => database_settings(None, source).await,
+        ConfigSource::S3 { .. } => {
+            let sdk = crate::sdk_config().await;
+            database_settings(Some(&crate::s3_client(&sdk)), source).await
+        }
+    }
+}
+
+/// Reads the settings from `source`, with `s3` when they live there.
+pub async fn database_settings(s3: Option<&aws_sdk_s3::Client>, source: &ConfigSource) -> Result<DatabaseSettings, LoadError> {
+    match source {
+        ConfigSource::Url(url) => DatabaseSettings::from_url(url).map_err(|error| LoadError::Invalid {
+            source_name: "DATABASE_URL".into(),
+            error,
+        }),
+        ConfigSource::S3 { bucket, key } => {
+            let s3_error = |cause: String| LoadError::S3 {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                cause,
+            };
+            let s3 = s3.ok_or_else(|| s3_error("no S3 client".into()))?;
+            let object = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| s3_error(crate::describe(&e)))?;
+            let bytes = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| s3_error(crate::describe(&e)))?
+                .into_bytes();
+            let text = std::str::from_utf8(&bytes).map_err(|_| LoadError::NotText {
+                bucket: bucket.clone(),
+                key: key.clone(),
+            })?;
+            let settings = DatabaseSettings::from_jdbc_properties(text).map_err(|error| LoadError::Invalid {
+                source_name: format!("s3://{bucket}/{key}"),
+                error,
+            })?;
+            tracing::info!(?settings, "database settings loaded from S3");
+            Ok(settings)
+        }
+    }
+}

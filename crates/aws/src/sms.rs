@@ -1,0 +1,64 @@
+//! SMS through SNS `Publish` to a phone number.
+
+use async_trait::async_trait;
+use aws_sdk_sns::error::SdkError;
+use aws_sdk_sns::operation::publish::PublishError;
+use aws_sdk_sns::types::MessageAttributeValue;
+use flightwatch_domain::ports::{OutgoingSms, SendError, SmsSender};
+
+#[derive(Clone, Debug)]
+pub struct SnsSmsSender {
+    client: aws_sdk_sns::Client,
+    sender_id: Option<String>,
+}
+
+impl SnsSmsSender {
+    /// `sender_id` is shown as the sender where carriers allow it (not in the US).
+    pub fn from_config(sdk: &aws_config::SdkConfig, sender_id: Option<String>) -> Self {
+        Self::new(aws_sdk_sns::Client::new(sdk), sender_id)
+    }
+
+    pub fn new(client: aws_sdk_sns::Client, sender_id: Option<String>) -> Self {
+        Self { client, sender_id }
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| SendError::Transient(e.to_string()))
+}
+
+#[async_trait]
+impl SmsSender for SnsSmsSender {
+    async fn send(&self, sms: &OutgoingSms) -> Result<(), SendError> {
+        let mut publish = self
+            .client
+            .publish()
+            .phone_number(sms.to.expose())
+            .message(&sms.body)
+            // Transactional: delivered with priority, not subject to marketing quiet hours.
+            .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
+        if let Some(id) = &self.sender_id {
+            publish = publish.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
+        }
+        publish.send().await.map(drop).map_err(classify)
+    }
+}
+
+/// Invalid, disabled or opted-out numbers will never succeed; throttling, 5xx, timeouts and
+/// network failures may.
+fn classify(e: SdkError<PublishError>) -> SendError {
+    let text = crate::describe(&e);
+    match e.as_service_error() {
+        Some(
+            PublishError::InvalidParameterException(_)
+            | PublishError::InvalidParameterValueException(_)
+            | PublishError::EndpointDisabledException(_)
+            | PublishError::ValidationException(_),
+        ) => SendError::Rejected(text),
+        _ => SendError::Transient(text),
+    }
+}

@@ -1,0 +1,82 @@
+//! Lambda glue shared by the functions: API Gateway REST proxy events served by the same axum
+//! routers as the local stack, and the alerts function's second trigger, the schedule that runs
+//! the outbox relay.
+
+use std::future::Future;
+
+use axum::Router;
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{service_fn, Adapter, LambdaEvent, RequestExt, Service};
+use serde_json::Value;
+use tower::util::MapRequest;
+use tower::ServiceExt;
+
+pub use lambda_http::tracing::init_default_subscriber;
+pub use lambda_http::Error;
+
+/// The router behind API Gateway: the stage (`/dev`) is cut from the path before routing, so the
+/// routes are the same as in `openapi.yaml` and in the local stack, whatever the stage is called.
+pub fn rest_api(router: Router) -> MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
+    MapRequest::new(router, strip_stage as fn(_) -> _)
+}
+
+fn strip_stage(mut req: lambda_http::Request) -> lambda_http::Request {
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    if let Some(stage) = stage {
+        let prefix = format!("/{stage}");
+        let path = req.uri().path();
+        if let Some(rest) = path.strip_prefix(&prefix).filter(|r| r.is_empty() || r.starts_with('/')) {
+            let rest = if rest.is_empty() { "/" } else { rest };
+            let path_and_query = match req.uri().query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest.to_owned(),
+            };
+            let mut parts = req.uri().clone().into_parts();
+            if let Ok(pq) = path_and_query.parse() {
+                parts.path_and_query = Some(pq);
+                if let Ok(uri) = http::Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
+    }
+    req
+}
+
+/// Serves an HTTP function: API Gateway REST events in, the router's responses out.
+pub async fn run_http(router: Router) -> Result<(), Error> {
+    lambda_http::run(rest_api(router)).await
+}
+
+/// Whether an event is EventBridge's scheduled trigger rather than an API request.
+fn is_scheduled(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+}
+
+/// Serves the alerts function: API requests through the router, and scheduled events (every
+/// minute in AWS) through `on_schedule`, which publishes alerts still pending.
+pub async fn run_http_and_schedule<F, Fut>(router: Router, on_schedule: F) -> Result<(), Error>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Value, Error>> + Send,
+{
+    let app = rest_api(router);
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        let on_schedule = on_schedule.clone();
+        async move {
+            let LambdaEvent { payload, context } = event;
+            if is_scheduled(&payload) {
+                return on_schedule().await;
+            }
+            let request: LambdaRequest = serde_json::from_value(payload)?;
+            let mut adapter = Adapter::from(app);
+            let response = adapter.ready().await?.call(LambdaEvent::new(request, context)).await?;
+            Ok::<Value, Error>(serde_json::to_value(response)?)
+        }
+    }))
+    .await
+}

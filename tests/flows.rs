@@ -2,6 +2,8 @@
 //! report an event, one SMS per passenger, alerts listed; plus retries, duplicates, pagination,
 //! bad input and the API key.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use flightwatch_e2e::Harness;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -53,7 +55,9 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(pool: MySqlPool) {
     assert_eq!(details["passengers"][0]["email"], "a•••@example.com");
     assert!(!details.to_string().contains("5550100") && !details.to_string().contains("ada@"));
 
-    let (status, receipt) = h.post("/notifications", &delay("2026-12-01T10:30:00-08:00")).await;
+    let (status, receipt) = h
+        .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     assert_eq!(receipt["recipients"], 2);
     assert_eq!(receipt["publication"], "PUBLISHED");
@@ -73,7 +77,9 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(pool: MySqlPool) {
     }
     assert_eq!(h.settled_sms().await.len(), 2, "exactly one SMS each");
 
-    let (status, page) = h.get("/alerts?flightNumber=UA123&departureDate=2026-12-01").await;
+    let (status, page) = h
+        .get("/alerts?flightNumber=UA123&departureDate=2026-12-01")
+        .await;
     assert_eq!(status, StatusCode::OK);
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -82,14 +88,19 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(pool: MySqlPool) {
     assert_eq!(items[0]["reason"], "Late inbound aircraft");
     assert_eq!(items[0]["recipients"], 2);
     assert_eq!(page["nextCursor"], Value::Null);
-    assert!(!page.to_string().contains("+1415"), "no phone numbers in alerts");
+    assert!(
+        !page.to_string().contains("+1415"),
+        "no phone numbers in alerts"
+    );
 }
 
 #[sqlx::test(migrations = false)]
 async fn a_cancellation_texts_the_passengers_of_that_flight_only(pool: MySqlPool) {
     let h = Harness::start(pool).await;
     h.post("/flights", &ua123(two_passengers())).await;
-    let mut other = ua123(json!([{"name": "Alan Turing", "email": "alan@example.com", "phone": "+441632960001"}]));
+    let mut other = ua123(
+        json!([{"name": "Alan Turing", "email": "alan@example.com", "phone": "+441632960001"}]),
+    );
     other["flightNumber"] = json!("BA2490");
     assert_eq!(h.post("/flights", &other).await.0, StatusCode::CREATED);
 
@@ -102,14 +113,19 @@ async fn a_cancellation_texts_the_passengers_of_that_flight_only(pool: MySqlPool
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     let sms = h.settled_sms().await;
     assert_eq!(sms.len(), 2);
-    assert!(sms.iter().all(|s| s["body"] == "UA123 SFO-JFK 1 Dec: CANCELLED. Reason: Crew shortage"));
+    assert!(sms
+        .iter()
+        .all(|s| s["body"] == "UA123 SFO-JFK 1 Dec: CANCELLED. Reason: Crew shortage"));
     assert!(sms.iter().all(|s| s["to"] != "+441632960001"));
 }
 
 #[sqlx::test(migrations = false)]
 async fn registering_again_merges_and_an_identical_body_changes_nothing(pool: MySqlPool) {
     let h = Harness::start(pool).await;
-    assert_eq!(h.post("/flights", &ua123(two_passengers())).await.0, StatusCode::CREATED);
+    assert_eq!(
+        h.post("/flights", &ua123(two_passengers())).await.0,
+        StatusCode::CREATED
+    );
     let (status, same) = h.post("/flights", &ua123(two_passengers())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(same["passengerCount"], 2);
@@ -136,7 +152,11 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(pool: MySqlPo
     let h = Harness::start(pool).await;
     h.post("/flights", &ua123(two_passengers())).await;
     let notify = |key: &'static str, body: Value| {
-        h.send(h.request(Method::POST, "/notifications").header("Idempotency-Key", key).json(&body))
+        h.send(
+            h.request(Method::POST, "/notifications")
+                .header("Idempotency-Key", key)
+                .json(&body),
+        )
     };
     let (status, first, _) = notify("evt-42", delay("2026-12-01T10:30:00-08:00")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -147,10 +167,14 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(pool: MySqlPo
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(again["alertId"], first["alertId"]);
 
-    let (status, problem, content_type) = notify("evt-42", delay("2026-12-01T11:00:00-08:00")).await;
+    let (status, problem, content_type) =
+        notify("evt-42", delay("2026-12-01T11:00:00-08:00")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
-    assert!(problem["detail"].as_str().unwrap().contains("Idempotency-Key"));
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
 
     assert_eq!(h.settled_sms().await.len(), 2);
     assert_eq!(h.count("alerts").await, 1);
@@ -160,14 +184,20 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(pool: MySqlPo
 async fn an_event_already_issued_is_not_sent_again(pool: MySqlPool) {
     let h = Harness::start(pool).await;
     h.post("/flights", &ua123(two_passengers())).await;
-    let (status, first) = h.post("/notifications", &delay("2026-12-01T10:30:00-08:00")).await;
+    let (status, first) = h
+        .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     h.wait_for_sms(2).await;
-    let (status, again) = h.post("/notifications", &delay("2026-12-01T10:30:00-08:00")).await;
+    let (status, again) = h
+        .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["alertId"], first["alertId"]);
     // A further delay is news.
-    let (status, later) = h.post("/notifications", &delay("2026-12-01T11:15:00-08:00")).await;
+    let (status, later) = h
+        .post("/notifications", &delay("2026-12-01T11:15:00-08:00"))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_ne!(later["alertId"], first["alertId"]);
     let sms = h.wait_for_sms(4).await;
@@ -177,10 +207,19 @@ async fn an_event_already_issued_is_not_sent_again(pool: MySqlPool) {
 #[sqlx::test(migrations = false)]
 async fn alerts_page_through_with_an_opaque_cursor(pool: MySqlPool) {
     let h = Harness::start(pool).await;
-    h.post("/flights", &ua123(json!([{"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}]))).await;
+    h.post(
+        "/flights",
+        &ua123(json!([{"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}])),
+    )
+    .await;
     let mut issued = Vec::new();
     for minute in 10..15 {
-        let (status, r) = h.post("/notifications", &delay(&format!("2026-12-01T10:{minute}:00-08:00"))).await;
+        let (status, r) = h
+            .post(
+                "/notifications",
+                &delay(&format!("2026-12-01T10:{minute}:00-08:00")),
+            )
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         issued.push(r["alertId"].as_str().unwrap().to_owned());
     }
@@ -193,7 +232,11 @@ async fn alerts_page_through_with_an_opaque_cursor(pool: MySqlPool) {
         assert_eq!(status, StatusCode::OK, "{page}");
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|i| i["alertId"].as_str().unwrap().to_owned()));
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["alertId"].as_str().unwrap().to_owned()),
+        );
         match page["nextCursor"].as_str() {
             Some(cursor) => path = format!("/alerts?limit=2&cursor={cursor}"),
             None => break,
@@ -216,47 +259,118 @@ async fn bad_input_gets_a_problem_and_stores_nothing(pool: MySqlPool) {
     };
     let bad_flights: Vec<(&str, Value, &str)> = vec![
         ("empty body", json!({}), "/flightNumber"),
-        ("flight number", with("flightNumber", json!("UA12345")), "/flightNumber"),
+        (
+            "flight number",
+            with("flightNumber", json!("UA12345")),
+            "/flightNumber",
+        ),
         ("airport", with("origin", json!("SF0")), "/origin"),
-        ("same airports", with("destination", json!("sfo")), "/destination"),
-        ("no offset", with("scheduledDeparture", json!("2026-12-01T08:05:00")), "/scheduledDeparture"),
-        ("arrival first", with("scheduledArrival", json!("2026-12-01T07:00:00-08:00")), "/scheduledArrival"),
-        ("no passengers", with("passengers", json!([])), "/passengers"),
-        ("phone", with("passengers", json!([{"name": "Ada", "email": "ada@example.com", "phone": "4155550100"}])), "/passengers/0/phone"),
-        ("email", with("passengers", json!([{"name": "Ada", "email": "ada@", "phone": "+14155550100"}])), "/passengers/0/email"),
-        ("blank name", with("passengers", json!([{"name": " ", "email": "ada@example.com", "phone": "+14155550100"}])), "/passengers/0/name"),
+        (
+            "same airports",
+            with("destination", json!("sfo")),
+            "/destination",
+        ),
+        (
+            "no offset",
+            with("scheduledDeparture", json!("2026-12-01T08:05:00")),
+            "/scheduledDeparture",
+        ),
+        (
+            "arrival first",
+            with("scheduledArrival", json!("2026-12-01T07:00:00-08:00")),
+            "/scheduledArrival",
+        ),
+        (
+            "no passengers",
+            with("passengers", json!([])),
+            "/passengers",
+        ),
+        (
+            "phone",
+            with(
+                "passengers",
+                json!([{"name": "Ada", "email": "ada@example.com", "phone": "4155550100"}]),
+            ),
+            "/passengers/0/phone",
+        ),
+        (
+            "email",
+            with(
+                "passengers",
+                json!([{"name": "Ada", "email": "ada@", "phone": "+14155550100"}]),
+            ),
+            "/passengers/0/email",
+        ),
+        (
+            "blank name",
+            with(
+                "passengers",
+                json!([{"name": " ", "email": "ada@example.com", "phone": "+14155550100"}]),
+            ),
+            "/passengers/0/name",
+        ),
         (
             "duplicate phones",
-            with("passengers", json!([
-                {"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"},
-                {"name": "Bob", "email": "bob@example.com", "phone": "+14155550100"},
-            ])),
+            with(
+                "passengers",
+                json!([
+                    {"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"},
+                    {"name": "Bob", "email": "bob@example.com", "phone": "+14155550100"},
+                ]),
+            ),
             "/passengers/1/phone",
         ),
         ("unknown field", with("gate", json!("B12")), ""),
         ("wrong type", with("passengers", json!("all of them")), ""),
     ];
     for (case, body, pointer) in bad_flights {
-        let (status, problem, content_type) = h.send(h.request(Method::POST, "/flights").json(&body)).await;
+        let (status, problem, content_type) = h
+            .send(h.request(Method::POST, "/flights").json(&body))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {problem}");
-        assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{case}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "{case}"
+        );
         assert_eq!(problem["status"], 400, "{case}");
-        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{case}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{case}"
+        );
         if !pointer.is_empty() {
-            let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+            let pointers: Vec<&str> = problem["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["pointer"].as_str().unwrap())
+                .collect();
             assert!(pointers.contains(&pointer), "{case}: {pointers:?}");
         }
     }
-    let many: Vec<Value> = (0..1001).map(|i| json!({"name": "P", "email": "p@example.com", "phone": format!("+1415555{i:04}")})).collect();
-    assert_eq!(h.post("/flights", &with("passengers", json!(many))).await.0, StatusCode::BAD_REQUEST);
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"name": "P", "email": "p@example.com", "phone": format!("+1415555{i:04}")}))
+        .collect();
+    assert_eq!(
+        h.post("/flights", &with("passengers", json!(many))).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
     let (status, _, content_type) = h
-        .send(h.request(Method::POST, "/flights").header("content-type", "text/plain").body("UA123"))
+        .send(
+            h.request(Method::POST, "/flights")
+                .header("content-type", "text/plain")
+                .body("UA123"),
+        )
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     let (status, _, _) = h
-        .send(h.request(Method::POST, "/flights").header("content-type", "application/json").body("{not json"))
+        .send(
+            h.request(Method::POST, "/flights")
+                .header("content-type", "application/json")
+                .body("{not json"),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(h.count("flights").await, 0);
@@ -264,38 +378,98 @@ async fn bad_input_gets_a_problem_and_stores_nothing(pool: MySqlPool) {
 
     h.post("/flights", &ua123(p.clone())).await;
     let bad_notifications: Vec<(&str, Value, StatusCode)> = vec![
-        ("unknown flight", json!({"flightNumber": "UA999", "departureDate": "2026-12-01", "event": "CANCELLED"}), StatusCode::NOT_FOUND),
-        ("unknown date", json!({"flightNumber": "UA123", "departureDate": "2026-12-02", "event": "CANCELLED"}), StatusCode::NOT_FOUND),
-        ("unknown event", json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DIVERTED"}), StatusCode::BAD_REQUEST),
-        ("delay without time", json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DELAYED"}), StatusCode::BAD_REQUEST),
-        ("delay to earlier", delay("2026-12-01T07:00:00-08:00"), StatusCode::BAD_REQUEST),
-        ("delay to same time", delay("2026-12-01T16:05:00Z"), StatusCode::BAD_REQUEST),
+        (
+            "unknown flight",
+            json!({"flightNumber": "UA999", "departureDate": "2026-12-01", "event": "CANCELLED"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "unknown date",
+            json!({"flightNumber": "UA123", "departureDate": "2026-12-02", "event": "CANCELLED"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "unknown event",
+            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DIVERTED"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "delay without time",
+            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DELAYED"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "delay to earlier",
+            delay("2026-12-01T07:00:00-08:00"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "delay to same time",
+            delay("2026-12-01T16:05:00Z"),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             "cancel with time",
             json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED", "estimatedDeparture": "2026-12-01T10:30:00-08:00"}),
             StatusCode::BAD_REQUEST,
         ),
-        ("bad date", json!({"flightNumber": "UA123", "departureDate": "01/12/2026", "event": "CANCELLED"}), StatusCode::BAD_REQUEST),
-        ("long reason", json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED", "reason": "x".repeat(501)}), StatusCode::BAD_REQUEST),
+        (
+            "bad date",
+            json!({"flightNumber": "UA123", "departureDate": "01/12/2026", "event": "CANCELLED"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "long reason",
+            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED", "reason": "x".repeat(501)}),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (case, body, want) in bad_notifications {
-        let (status, problem, content_type) = h.send(h.request(Method::POST, "/notifications").json(&body)).await;
+        let (status, problem, content_type) = h
+            .send(h.request(Method::POST, "/notifications").json(&body))
+            .await;
         assert_eq!(status, want, "{case}: {problem}");
-        assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{case}");
-        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{case}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "{case}"
+        );
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{case}"
+        );
     }
     let (status, _, _) = h
-        .send(h.request(Method::POST, "/notifications").header("Idempotency-Key", "").json(&delay("2026-12-01T10:30:00-08:00")))
+        .send(
+            h.request(Method::POST, "/notifications")
+                .header("Idempotency-Key", "")
+                .json(&delay("2026-12-01T10:30:00-08:00")),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "empty idempotency key");
     assert_eq!(h.count("alerts").await, 0);
     assert_eq!(h.count("idempotency_keys").await, 0);
     assert!(h.settled_sms().await.is_empty());
 
-    for query in ["limit=0", "limit=201", "limit=ten", "cursor=bogus", "event=LATE", "since=yesterday", "departureDate=2026-13-01", "flight=UA123"] {
-        let (status, problem, content_type) = h.send(h.request(Method::GET, &format!("/alerts?{query}"))).await;
+    for query in [
+        "limit=0",
+        "limit=201",
+        "limit=ten",
+        "cursor=bogus",
+        "event=LATE",
+        "since=yesterday",
+        "departureDate=2026-13-01",
+        "flight=UA123",
+    ] {
+        let (status, problem, content_type) = h
+            .send(h.request(Method::GET, &format!("/alerts?{query}")))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {problem}");
-        assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{query}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "{query}"
+        );
     }
     let (status, _) = h.get("/flights/not-a-flight").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -314,17 +488,29 @@ async fn every_api_call_needs_the_api_key(pool: MySqlPool) {
     ];
     for (method, path) in calls {
         for key in [None, Some("wrong-key")] {
-            let mut req = h.http.request(method.clone(), format!("{}{path}", h.base)).json(&ua123(two_passengers()));
+            let mut req = h
+                .http
+                .request(method.clone(), format!("{}{path}", h.base))
+                .json(&ua123(two_passengers()));
             if let Some(k) = key {
                 req = req.header("x-api-key", k);
             }
             let (status, problem, content_type) = h.send(req).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} with {key:?}");
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {path} with {key:?}"
+            );
             assert_eq!(content_type.as_deref(), Some("application/problem+json"));
             assert_eq!(problem["status"], 403);
         }
     }
     assert_eq!(h.count("flights").await, 0);
-    let health = h.http.get(format!("{}/health", h.base)).send().await.unwrap();
+    let health = h
+        .http
+        .get(format!("{}/health", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK, "health needs no key");
 }

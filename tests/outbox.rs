@@ -2,6 +2,8 @@
 //! relay publishes it later with no client retry. Runs the alerts router over real MariaDB with a
 //! bus that fails on demand.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -64,7 +66,8 @@ async fn register(pool: &MySqlPool, passengers: usize) {
 }
 
 async fn notify(state: &AlertsState) -> (u16, Value) {
-    let body = json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED"});
+    let body =
+        json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED"});
     let req = http::Request::post("/notifications")
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
@@ -93,22 +96,37 @@ async fn a_failed_publish_leaves_the_alert_pending_until_the_relay_publishes_it(
     assert!(bus.published.lock().unwrap().is_empty());
 
     // Not due before its retry delay...
-    let report = publish::relay(store.as_ref(), bus.as_ref(), 10).await.unwrap();
+    let report = publish::relay(store.as_ref(), bus.as_ref(), 10)
+        .await
+        .unwrap();
     assert_eq!(report, publish::RelayReport::default());
     // ...and published by the relay once it is.
-    sqlx::query("UPDATE alert_outbox SET lease_until = NULL").execute(&pool).await.unwrap();
-    let report = publish::relay(store.as_ref(), bus.as_ref(), 10).await.unwrap();
+    sqlx::query("UPDATE alert_outbox SET lease_until = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = publish::relay(store.as_ref(), bus.as_ref(), 10)
+        .await
+        .unwrap();
     assert_eq!(report.published, 1);
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
-    assert_eq!(published[0].alert_id.to_string(), receipt["alertId"].as_str().unwrap());
+    assert_eq!(
+        published[0].alert_id.to_string(),
+        receipt["alertId"].as_str().unwrap()
+    );
     assert_eq!(published[0].recipients.len(), 3);
 
     // Published once: later passes find nothing to do.
-    let report = publish::relay(store.as_ref(), bus.as_ref(), 10).await.unwrap();
+    let report = publish::relay(store.as_ref(), bus.as_ref(), 10)
+        .await
+        .unwrap();
     assert_eq!(report, publish::RelayReport::default());
     let (attempts, error): (u32, Option<String>) =
-        sqlx::query_as("SELECT attempts, last_error FROM alert_outbox").fetch_one(&pool).await.unwrap();
+        sqlx::query_as("SELECT attempts, last_error FROM alert_outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(attempts, 2);
     assert_eq!(error, None);
 }
@@ -144,13 +162,25 @@ async fn a_big_flight_resumes_after_the_parts_already_published(pool: MySqlPool)
     assert_eq!(receipt["publication"], "PENDING");
     assert_eq!(bus.published.lock().unwrap().len(), 1);
 
-    sqlx::query("UPDATE alert_outbox SET lease_until = NULL").execute(&pool).await.unwrap();
-    publish::relay(store.as_ref(), state.bus.as_ref(), 10).await.unwrap();
+    sqlx::query("UPDATE alert_outbox SET lease_until = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    publish::relay(store.as_ref(), state.bus.as_ref(), 10)
+        .await
+        .unwrap();
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.iter().map(|m| m.part).collect::<Vec<_>>(), [1, 2]);
-    let mut phones: Vec<_> = published.iter().flat_map(|m| m.recipients.clone()).collect();
+    let mut phones: Vec<_> = published
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
     phones.sort();
     phones.dedup();
     assert_eq!(phones.len(), 1000, "every recipient in exactly one part");
-    assert!(store.claim_due(10, publish::LEASE).await.unwrap().is_empty());
+    assert!(store
+        .claim_due(10, publish::LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -24,7 +24,9 @@ pub struct Harness {
 impl Harness {
     /// Migrates the (fresh) database behind `pool` and starts the stack on 127.0.0.1:0.
     pub async fn start(pool: MySqlPool) -> Self {
-        flightwatch_mysql::migrate_all(&pool).await.expect("migrations apply");
+        flightwatch_mysql::migrate_all(&pool)
+            .await
+            .expect("migrations apply");
         let dir = std::env::temp_dir().join(format!("flightwatch-e2e-{}", uuid::Uuid::now_v7()));
         let outbox = dir.join("sms-outbox.jsonl");
         let options = Options {
@@ -35,7 +37,9 @@ impl Harness {
             policy: Default::default(),
         };
         let stack = flightwatch_local::build(pool.clone(), &options).expect("stack builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("port");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let router = stack.router.clone();
         let server = tokio::spawn(async move {
@@ -54,7 +58,9 @@ impl Harness {
 
     /// A request with the API key, as API Gateway requires.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).header("x-api-key", API_KEY)
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-api-key", API_KEY)
     }
 
     /// Sends and returns the status and the JSON body (Null when empty).
@@ -67,7 +73,11 @@ impl Harness {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let text = resp.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
         (status, body, content_type)
     }
 

@@ -56,22 +56,34 @@ fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
 impl NotificationRequest {
     pub fn parse(self) -> Result<Notification, ApiError> {
         let mut f = Fields::default();
-        let number = f.required("/flightNumber", self.flight_number.as_deref(), FlightNumber::parse);
+        let number = f.required(
+            "/flightNumber",
+            self.flight_number.as_deref(),
+            FlightNumber::parse,
+        );
         let date = f.required("/departureDate", self.departure_date.as_deref(), parse_date);
         let kind = f.required("/event", self.event.as_deref(), str::parse::<EventKind>);
-        let reason = self.reason.as_deref().and_then(|r| f.check("/reason", Reason::parse(r)));
+        let reason = self
+            .reason
+            .as_deref()
+            .and_then(|r| f.check("/reason", Reason::parse(r)));
         let estimated = self
             .estimated_departure
             .as_deref()
             .and_then(|t| f.check("/estimatedDeparture", parse_time(t)));
         let event = match (kind, estimated, self.estimated_departure.is_some()) {
-            (Some(EventKind::Delayed), Some(t), _) => Some(FlightEvent::Delayed { estimated_departure: t }),
+            (Some(EventKind::Delayed), Some(t), _) => Some(FlightEvent::Delayed {
+                estimated_departure: t,
+            }),
             (Some(EventKind::Delayed), None, false) => {
                 f.fail("/estimatedDeparture", "is required when event is DELAYED");
                 None
             }
             (Some(EventKind::Cancelled), _, true) => {
-                f.fail("/estimatedDeparture", "must be left out when event is CANCELLED");
+                f.fail(
+                    "/estimatedDeparture",
+                    "must be left out when event is CANCELLED",
+                );
                 None
             }
             (Some(EventKind::Cancelled), _, false) => Some(FlightEvent::Cancelled),
@@ -134,7 +146,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     };
     let bad = || {
         let mut f = Fields::default();
-        f.fail("Idempotency-Key", "must be 1 to 255 visible ASCII characters");
+        f.fail(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        );
         f.into_error()
     };
     let key = value.to_str().map_err(|_| bad())?;
@@ -155,12 +170,16 @@ async fn notify(
     let span = tracing::Span::current();
     span.record("flight_number", notification.flight.number.as_str());
     span.record("event", notification.event.kind().as_str());
-    let schedule = state.store.schedule(&notification.flight).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no flight {} departing {} is registered; register it with POST /flights first",
-            notification.flight.number, notification.flight.date
-        ))
-    })?;
+    let schedule = state
+        .store
+        .schedule(&notification.flight)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no flight {} departing {} is registered; register it with POST /flights first",
+                notification.flight.number, notification.flight.date
+            ))
+        })?;
     notification.check(&schedule).map_err(|e| {
         let mut f = Fields::default();
         f.fail("/estimatedDeparture", e);
@@ -170,12 +189,21 @@ async fn notify(
         key,
         fingerprint: fingerprint(&notification),
     });
-    let recorded = state.store.record(AlertId::new(), &notification, idempotency.as_ref()).await?;
+    let recorded = state
+        .store
+        .record(AlertId::new(), &notification, idempotency.as_ref())
+        .await?;
     let (status, mut alert) = match recorded {
         Recorded::Created(alert) => (StatusCode::ACCEPTED, alert),
         Recorded::Duplicate(alert) => (StatusCode::OK, alert),
-        Recorded::Replayed { alert, created: true } => (StatusCode::ACCEPTED, alert),
-        Recorded::Replayed { alert, created: false } => (StatusCode::OK, alert),
+        Recorded::Replayed {
+            alert,
+            created: true,
+        } => (StatusCode::ACCEPTED, alert),
+        Recorded::Replayed {
+            alert,
+            created: false,
+        } => (StatusCode::OK, alert),
         Recorded::KeyReused => return Err(ApiError::KeyReused),
     };
     span.record("alert_id", tracing::field::display(alert.id));
@@ -208,25 +236,40 @@ fn encode_cursor(seq: i64) -> String {
 }
 
 fn decode_cursor(raw: &str) -> Result<i64, &'static str> {
-    const WHAT: &str = "is not a cursor this API returned; pass nextCursor from the previous page as is";
+    const WHAT: &str =
+        "is not a cursor this API returned; pass nextCursor from the previous page as is";
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| WHAT)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| WHAT)?;
-    text.strip_prefix("a1:").and_then(|s| s.parse().ok()).ok_or(WHAT)
+    text.strip_prefix("a1:")
+        .and_then(|s| s.parse().ok())
+        .ok_or(WHAT)
 }
 
 impl ListParams {
     fn parse(self) -> Result<AlertQuery, ApiError> {
         let mut f = Fields::default();
         let query = AlertQuery {
-            flight_number: self.flight_number.as_deref().and_then(|v| f.check("flightNumber", FlightNumber::parse(v))),
-            departure_date: self.departure_date.as_deref().and_then(|v| f.check("departureDate", parse_date(v))),
-            event: self.event.as_deref().and_then(|v| f.check("event", v.parse::<EventKind>())),
+            flight_number: self
+                .flight_number
+                .as_deref()
+                .and_then(|v| f.check("flightNumber", FlightNumber::parse(v))),
+            departure_date: self
+                .departure_date
+                .as_deref()
+                .and_then(|v| f.check("departureDate", parse_date(v))),
+            event: self
+                .event
+                .as_deref()
+                .and_then(|v| f.check("event", v.parse::<EventKind>())),
             since: self
                 .since
                 .as_deref()
                 .and_then(|v| f.check("since", parse_time(&v.replace(' ', "+"))))
                 .map(|t| t.to_utc()),
-            before_seq: self.cursor.as_deref().and_then(|v| f.check("cursor", decode_cursor(v))),
+            before_seq: self
+                .cursor
+                .as_deref()
+                .and_then(|v| f.check("cursor", decode_cursor(v))),
             limit: match self.limit.as_deref() {
                 None => AlertQuery::DEFAULT_LIMIT,
                 Some(v) => f

@@ -16,7 +16,11 @@ pub fn require_api_key(router: Router, key: String) -> Router {
 }
 
 async fn check(State(key): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let given = req.headers().get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
+    let given = req
+        .headers()
+        .get("x-api-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if constant_time_eq(given, key.as_bytes()) {
         next.run(req).await
     } else {

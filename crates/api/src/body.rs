@@ -30,9 +30,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::invalid(format!("the body is not valid for this operation: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::invalid(format!("the body is not valid for this operation: {e}"))
+        })
     }
 }
 
@@ -42,7 +42,11 @@ pub(crate) struct Fields(Vec<FieldError>);
 
 impl Fields {
     /// Records the error of a parse, if any, and passes its value on.
-    pub fn check<T, E: std::fmt::Display>(&mut self, pointer: &str, parsed: Result<T, E>) -> Option<T> {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        pointer: &str,
+        parsed: Result<T, E>,
+    ) -> Option<T> {
         match parsed {
             Ok(v) => Some(v),
             Err(e) => {

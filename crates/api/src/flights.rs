@@ -57,18 +57,38 @@ impl RegistrationRequest {
     /// Parses every field, reporting all that are wrong at once.
     pub fn parse(self) -> Result<FlightRegistration, ApiError> {
         let mut f = Fields::default();
-        let number = f.required("/flightNumber", self.flight_number.as_deref(), FlightNumber::parse);
+        let number = f.required(
+            "/flightNumber",
+            self.flight_number.as_deref(),
+            FlightNumber::parse,
+        );
         let origin = f.required("/origin", self.origin.as_deref(), AirportCode::parse);
-        let destination = f.required("/destination", self.destination.as_deref(), AirportCode::parse);
-        let departure = f.required("/scheduledDeparture", self.scheduled_departure.as_deref(), parse_time);
-        let arrival = f.required("/scheduledArrival", self.scheduled_arrival.as_deref(), parse_time);
+        let destination = f.required(
+            "/destination",
+            self.destination.as_deref(),
+            AirportCode::parse,
+        );
+        let departure = f.required(
+            "/scheduledDeparture",
+            self.scheduled_departure.as_deref(),
+            parse_time,
+        );
+        let arrival = f.required(
+            "/scheduledArrival",
+            self.scheduled_arrival.as_deref(),
+            parse_time,
+        );
         let mut passengers = Vec::new();
         match self.passengers {
             None => f.fail("/passengers", "is required"),
-            Some(list) if list.is_empty() || list.len() > FlightRegistration::MAX_PASSENGERS => f.fail(
-                "/passengers",
-                format!("must list 1 to {} passengers", FlightRegistration::MAX_PASSENGERS),
-            ),
+            Some(list) if list.is_empty() || list.len() > FlightRegistration::MAX_PASSENGERS => f
+                .fail(
+                    "/passengers",
+                    format!(
+                        "must list 1 to {} passengers",
+                        FlightRegistration::MAX_PASSENGERS
+                    ),
+                ),
             Some(list) => {
                 for (i, p) in list.into_iter().enumerate() {
                     let at = |field: &str| format!("/passengers/{i}/{field}");
@@ -89,18 +109,23 @@ impl RegistrationRequest {
         if !f.is_empty() {
             return Err(f.into_error());
         }
-        FlightRegistration::new(number, origin, destination, departure, arrival, passengers).map_err(|errors| {
-            for e in errors {
-                let pointer = match &e {
-                    RegistrationError::SameAirports => "/destination".to_owned(),
-                    RegistrationError::ArrivalNotAfterDeparture => "/scheduledArrival".to_owned(),
-                    RegistrationError::PassengerCount { .. } => "/passengers".to_owned(),
-                    RegistrationError::DuplicatePhone { index, .. } => format!("/passengers/{index}/phone"),
-                };
-                f.fail(&pointer, e);
-            }
-            f.into_error()
-        })
+        FlightRegistration::new(number, origin, destination, departure, arrival, passengers)
+            .map_err(|errors| {
+                for e in errors {
+                    let pointer = match &e {
+                        RegistrationError::SameAirports => "/destination".to_owned(),
+                        RegistrationError::ArrivalNotAfterDeparture => {
+                            "/scheduledArrival".to_owned()
+                        }
+                        RegistrationError::PassengerCount { .. } => "/passengers".to_owned(),
+                        RegistrationError::DuplicatePhone { index, .. } => {
+                            format!("/passengers/{index}/phone")
+                        }
+                    };
+                    f.fail(&pointer, e);
+                }
+                f.into_error()
+            })
     }
 }
 
@@ -174,11 +199,12 @@ async fn find(
     let key: FlightKey = flight_id
         .parse()
         .map_err(|e: &str| ApiError::invalid(format!("flightId {e}")))?;
-    let (flight, passengers) = state
-        .store
-        .find(&key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no flight {} departing {} is registered", key.number, key.date)))?;
+    let (flight, passengers) = state.store.find(&key).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no flight {} departing {} is registered",
+            key.number, key.date
+        ))
+    })?;
     Ok(Json(FlightDetailsResponse {
         flight: FlightResponse::from(&flight),
         passengers: passengers

@@ -17,14 +17,14 @@ use tower_http::trace::TraceLayer;
 
 /// Request spans with stable fields; no headers or bodies, which could carry personal data.
 pub fn traced(router: Router) -> Router {
-    router.layer(
-        TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
+    router.layer(TraceLayer::new_for_http().make_span_with(
+        |req: &http::Request<axum::body::Body>| {
             let route = req
                 .extensions()
                 .get::<axum::extract::MatchedPath>()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), route = %route)
-        }),
-    )
+        },
+    ))
 }

@@ -17,7 +17,10 @@ pub struct FieldError {
 pub enum ApiError {
     /// 400: the request is malformed or breaks a rule; `errors` lists each field at fault.
     #[error("{detail}")]
-    Invalid { detail: String, errors: Vec<FieldError> },
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// 403: no valid API key.
     #[error("missing or invalid API key")]
     Forbidden,
@@ -121,6 +124,11 @@ impl IntoResponse for ApiError {
             errors,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], json).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            json,
+        )
+            .into_response()
     }
 }

@@ -26,7 +26,11 @@ pub fn retry_after(attempts: u32) -> Duration {
 }
 
 /// Publishes one alert now if nobody else is. `Ok(true)` when it is on the bus.
-pub async fn publish_now(store: &dyn AlertStore, bus: &dyn AlertBus, id: AlertId) -> Result<bool, PublishError> {
+pub async fn publish_now(
+    store: &dyn AlertStore,
+    bus: &dyn AlertBus,
+    id: AlertId,
+) -> Result<bool, PublishError> {
     match store.claim(id, LEASE).await? {
         Some(pending) => publish(store, bus, pending).await.map(|()| true),
         None => Ok(false),
@@ -35,14 +39,20 @@ pub async fn publish_now(store: &dyn AlertStore, bus: &dyn AlertBus, id: AlertId
 
 /// Publishes a claimed alert's remaining messages, recording progress after each.
 #[tracing::instrument(skip_all, fields(alert_id = %pending.alert.id, attempt = pending.attempts, recipients = pending.recipients.len()))]
-pub async fn publish(store: &dyn AlertStore, bus: &dyn AlertBus, pending: PendingAlert) -> Result<(), PublishError> {
+pub async fn publish(
+    store: &dyn AlertStore,
+    bus: &dyn AlertBus,
+    pending: PendingAlert,
+) -> Result<(), PublishError> {
     let id = pending.alert.id;
     let messages = pending.messages();
     let parts = messages.len() as u32;
     for message in messages.iter().skip(pending.parts_published as usize) {
         if let Err(e) = bus.publish(message).await {
             tracing::warn!(error = %e, part = message.part, "publish failed; the alert stays pending");
-            store.mark_failed(id, &e.to_string(), retry_after(pending.attempts)).await?;
+            store
+                .mark_failed(id, &e.to_string(), retry_after(pending.attempts))
+                .await?;
             return Err(e.into());
         }
         if message.part < parts {
@@ -62,7 +72,11 @@ pub struct RelayReport {
 }
 
 /// One pass of the outbox relay: publishes up to `batch` due alerts.
-pub async fn relay(store: &dyn AlertStore, bus: &dyn AlertBus, batch: u32) -> Result<RelayReport, StoreError> {
+pub async fn relay(
+    store: &dyn AlertStore,
+    bus: &dyn AlertBus,
+    batch: u32,
+) -> Result<RelayReport, StoreError> {
     let mut report = RelayReport::default();
     for pending in store.claim_due(batch, LEASE).await? {
         match publish(store, bus, pending).await {

@@ -45,12 +45,19 @@ impl AlertBus for SnsAlertBus {
             // Attributes let subscribers filter (e.g. an archive of cancellations only) and
             // route retries without parsing the body.
             .message_attributes("version", attribute("Number", message.version.to_string())?)
-            .message_attributes("event", attribute("String", message.event.as_str().to_owned())?)
+            .message_attributes(
+                "event",
+                attribute("String", message.event.as_str().to_owned())?,
+            )
             .message_attributes("attempt", attribute("Number", message.attempt.to_string())?)
             .send()
             .await
             .map_err(|e| BusError(crate::describe(&e).into()))?;
-        tracing::debug!(message_id = out.message_id().unwrap_or_default(), part = message.part, "alert message on the topic");
+        tracing::debug!(
+            message_id = out.message_id().unwrap_or_default(),
+            part = message.part,
+            "alert message on the topic"
+        );
         Ok(())
     }
 }

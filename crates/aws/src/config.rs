@@ -8,11 +8,18 @@ pub enum LoadError {
     #[error("set DATABASE_URL, or FLIGHTWATCH_CONFIG_BUCKET and FLIGHTWATCH_CONFIG_KEY")]
     NoSource,
     #[error("reading s3://{bucket}/{key}: {cause}")]
-    S3 { bucket: String, key: String, cause: String },
+    S3 {
+        bucket: String,
+        key: String,
+        cause: String,
+    },
     #[error("s3://{bucket}/{key} is not UTF-8 text")]
     NotText { bucket: String, key: String },
     #[error("{source_name}: {error}")]
-    Invalid { source_name: String, error: ConfigError },
+    Invalid {
+        source_name: String,
+        error: ConfigError,
+    },
 }
 
 /// Where the settings come from.
@@ -28,7 +35,10 @@ impl ConfigSource {
         if let Some(url) = var("DATABASE_URL") {
             return Ok(Self::Url(url));
         }
-        match (var("FLIGHTWATCH_CONFIG_BUCKET"), var("FLIGHTWATCH_CONFIG_KEY")) {
+        match (
+            var("FLIGHTWATCH_CONFIG_BUCKET"),
+            var("FLIGHTWATCH_CONFIG_KEY"),
+        ) {
             (Some(bucket), Some(key)) => Ok(Self::S3 { bucket, key }),
             _ => Err(LoadError::NoSource),
         }
@@ -48,12 +58,17 @@ pub async fn load_database_settings(source: &ConfigSource) -> Result<DatabaseSet
 }
 
 /// Reads the settings from `source`, with `s3` when they live there.
-pub async fn database_settings(s3: Option<&aws_sdk_s3::Client>, source: &ConfigSource) -> Result<DatabaseSettings, LoadError> {
+pub async fn database_settings(
+    s3: Option<&aws_sdk_s3::Client>,
+    source: &ConfigSource,
+) -> Result<DatabaseSettings, LoadError> {
     match source {
-        ConfigSource::Url(url) => DatabaseSettings::from_url(url).map_err(|error| LoadError::Invalid {
-            source_name: "DATABASE_URL".into(),
-            error,
-        }),
+        ConfigSource::Url(url) => {
+            DatabaseSettings::from_url(url).map_err(|error| LoadError::Invalid {
+                source_name: "DATABASE_URL".into(),
+                error,
+            })
+        }
         ConfigSource::S3 { bucket, key } => {
             let s3_error = |cause: String| LoadError::S3 {
                 bucket: bucket.clone(),
@@ -78,9 +93,11 @@ pub async fn database_settings(s3: Option<&aws_sdk_s3::Client>, source: &ConfigS
                 bucket: bucket.clone(),
                 key: key.clone(),
             })?;
-            let settings = DatabaseSettings::from_jdbc_properties(text).map_err(|error| LoadError::Invalid {
-                source_name: format!("s3://{bucket}/{key}"),
-                error,
+            let settings = DatabaseSettings::from_jdbc_properties(text).map_err(|error| {
+                LoadError::Invalid {
+                    source_name: format!("s3://{bucket}/{key}"),
+                    error,
+                }
             })?;
             tracing::info!(?settings, "database settings loaded from S3");
             Ok(settings)

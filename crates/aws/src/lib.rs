@@ -12,7 +12,9 @@ pub use sms::SnsSmsSender;
 
 /// The SDK configuration, loaded once per cold start from the standard environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 /// An S3 client; path-style addressing when an endpoint is overridden, since emulators (and

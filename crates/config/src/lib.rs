@@ -87,7 +87,9 @@ impl DatabaseSettings {
     /// ```
     pub fn from_jdbc_properties(text: &str) -> Result<Self, ConfigError> {
         let props = parse_properties(text)?;
-        let url = props.get("jdbc.url").ok_or(ConfigError::Missing("jdbc.url"))?;
+        let url = props
+            .get("jdbc.url")
+            .ok_or(ConfigError::Missing("jdbc.url"))?;
         let invalid = |why: &str| ConfigError::Invalid {
             key: "jdbc.url",
             why: why.to_owned(),
@@ -96,33 +98,52 @@ impl DatabaseSettings {
             .strip_prefix("jdbc:mysql://")
             .or_else(|| url.strip_prefix("jdbc:mariadb://"))
             .ok_or_else(|| invalid("must start with jdbc:mysql://"))?;
-        let (authority, path_query) = rest.split_once('/').ok_or_else(|| invalid("must name a database: jdbc:mysql://host:3306/flightwatch"))?;
+        let (authority, path_query) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("must name a database: jdbc:mysql://host:3306/flightwatch"))?;
         let (database, query) = path_query.split_once('?').unwrap_or((path_query, ""));
         if database.is_empty() {
-            return Err(invalid("must name a database: jdbc:mysql://host:3306/flightwatch"));
+            return Err(invalid(
+                "must name a database: jdbc:mysql://host:3306/flightwatch",
+            ));
         }
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| invalid("port must be a number"))?),
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| invalid("port must be a number"))?,
+            ),
             None => (authority, 3306),
         };
         if host.is_empty() {
             return Err(invalid("must name a host"));
         }
-        let mut options = MySqlConnectOptions::new().host(host).port(port).database(database);
+        let mut options = MySqlConnectOptions::new()
+            .host(host)
+            .port(port)
+            .database(database);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "sslMode" | "ssl-mode" | "sslmode" => options = options.ssl_mode(ssl_mode(v).map_err(|why| invalid(&why))?),
-                "useSSL" if v.eq_ignore_ascii_case("true") => options = options.ssl_mode(MySqlSslMode::Required),
+                "sslMode" | "ssl-mode" | "sslmode" => {
+                    options = options.ssl_mode(ssl_mode(v).map_err(|why| invalid(&why))?)
+                }
+                "useSSL" if v.eq_ignore_ascii_case("true") => {
+                    options = options.ssl_mode(MySqlSslMode::Required)
+                }
                 "useSSL" => options = options.ssl_mode(MySqlSslMode::Disabled),
                 "serverSslCert" | "sslCa" => options = options.ssl_ca(v),
                 // JDBC driver knobs with no meaning here are ignored rather than refused.
                 _ => {}
             }
         }
-        let username = props.get("jdbc.username").ok_or(ConfigError::Missing("jdbc.username"))?;
+        let username = props
+            .get("jdbc.username")
+            .ok_or(ConfigError::Missing("jdbc.username"))?;
         options = options.username(username);
-        let password = props.get("jdbc.password").map(|p| SecretString::from(p.clone()));
+        let password = props
+            .get("jdbc.password")
+            .map(|p| SecretString::from(p.clone()));
         if let Some(p) = &password {
             options = options.password(p.expose_secret());
         }
@@ -131,10 +152,12 @@ impl DatabaseSettings {
             settings.max_connections = number(v, "pool.maxConnections")?.max(1);
         }
         if let Some(v) = props.get("pool.connectTimeoutSeconds") {
-            settings.connect_timeout = Duration::from_secs(number(v, "pool.connectTimeoutSeconds")?.into());
+            settings.connect_timeout =
+                Duration::from_secs(number(v, "pool.connectTimeoutSeconds")?.into());
         }
         if let Some(v) = props.get("pool.idleTimeoutSeconds") {
-            settings.idle_timeout = Duration::from_secs(number(v, "pool.idleTimeoutSeconds")?.into());
+            settings.idle_timeout =
+                Duration::from_secs(number(v, "pool.idleTimeoutSeconds")?.into());
         }
         Ok(settings)
     }
@@ -211,7 +234,10 @@ mod tests {
         assert_eq!(o.get_username(), "alerts");
         assert!(matches!(o.get_ssl_mode(), MySqlSslMode::Required));
         assert_eq!(s.max_connections, 2);
-        assert_eq!(s.password.as_ref().unwrap().expose_secret(), "s3cr3t=with=equals");
+        assert_eq!(
+            s.password.as_ref().unwrap().expose_secret(),
+            "s3cr3t=with=equals"
+        );
     }
 
     #[test]
@@ -224,7 +250,9 @@ mod tests {
 
     #[test]
     fn one_connection_per_environment_by_default() {
-        let s = DatabaseSettings::from_jdbc_properties("jdbc.url=jdbc:mysql://h/db\njdbc.username=u\n").unwrap();
+        let s =
+            DatabaseSettings::from_jdbc_properties("jdbc.url=jdbc:mysql://h/db\njdbc.username=u\n")
+                .unwrap();
         assert_eq!(s.max_connections, 1);
         assert_eq!(s.connect_options().get_port(), 3306);
     }
@@ -233,16 +261,36 @@ mod tests {
     fn malformed_files_say_what_is_wrong() {
         let cases = [
             ("jdbc.username=u\n", "jdbc.url is missing"),
-            ("jdbc.url=mysql://h/db\njdbc.username=u", "jdbc.url is not valid: must start with jdbc:mysql://"),
-            ("jdbc.url=jdbc:mysql://h:x/db\njdbc.username=u", "jdbc.url is not valid: port must be a number"),
-            ("jdbc.url=jdbc:mysql://h/\njdbc.username=u", "must name a database"),
-            ("jdbc.url=jdbc:mysql://h/db?sslMode=SOMETIMES\njdbc.username=u", "sslMode SOMETIMES"),
+            (
+                "jdbc.url=mysql://h/db\njdbc.username=u",
+                "jdbc.url is not valid: must start with jdbc:mysql://",
+            ),
+            (
+                "jdbc.url=jdbc:mysql://h:x/db\njdbc.username=u",
+                "jdbc.url is not valid: port must be a number",
+            ),
+            (
+                "jdbc.url=jdbc:mysql://h/\njdbc.username=u",
+                "must name a database",
+            ),
+            (
+                "jdbc.url=jdbc:mysql://h/db?sslMode=SOMETIMES\njdbc.username=u",
+                "sslMode SOMETIMES",
+            ),
             ("jdbc.url=jdbc:mysql://h/db\n", "jdbc.username is missing"),
-            ("jdbc.url=jdbc:mysql://h/db\njdbc.username=u\nnonsense\n", "line 3: expected `key=value`"),
-            ("jdbc.url=jdbc:mysql://h/db\njdbc.username=u\npool.maxConnections=many", "pool.maxConnections is not valid"),
+            (
+                "jdbc.url=jdbc:mysql://h/db\njdbc.username=u\nnonsense\n",
+                "line 3: expected `key=value`",
+            ),
+            (
+                "jdbc.url=jdbc:mysql://h/db\njdbc.username=u\npool.maxConnections=many",
+                "pool.maxConnections is not valid",
+            ),
         ];
         for (text, want) in cases {
-            let err = DatabaseSettings::from_jdbc_properties(text).unwrap_err().to_string();
+            let err = DatabaseSettings::from_jdbc_properties(text)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
     }

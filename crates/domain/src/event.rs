@@ -137,7 +137,9 @@ pub struct Notification {
 /// Why an event cannot apply to the flight it names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    #[error("estimatedDeparture ({estimated}) must be later than the scheduled departure ({scheduled})")]
+    #[error(
+        "estimatedDeparture ({estimated}) must be later than the scheduled departure ({scheduled})"
+    )]
     NotLater {
         estimated: DateTime<FixedOffset>,
         scheduled: DateTime<FixedOffset>,
@@ -189,8 +191,12 @@ mod tests {
 
     #[test]
     fn a_delay_must_move_departure_later() {
-        assert!(delayed("2026-12-01T10:30:00-08:00").check(&schedule()).is_ok());
-        assert!(delayed("2026-12-01T08:05:00-08:00").check(&schedule()).is_err());
+        assert!(delayed("2026-12-01T10:30:00-08:00")
+            .check(&schedule())
+            .is_ok());
+        assert!(delayed("2026-12-01T08:05:00-08:00")
+            .check(&schedule())
+            .is_err());
         // Same instant written in another offset is not later either.
         assert!(delayed("2026-12-01T16:05:00Z").check(&schedule()).is_err());
     }
@@ -205,7 +211,12 @@ mod tests {
 
     #[test]
     fn reasons_are_one_trimmed_line_of_at_most_500_characters() {
-        assert_eq!(Reason::parse("  Late\n inbound\taircraft ").unwrap().as_str(), "Late inbound aircraft");
+        assert_eq!(
+            Reason::parse("  Late\n inbound\taircraft ")
+                .unwrap()
+                .as_str(),
+            "Late inbound aircraft"
+        );
         assert!(Reason::parse(" \n ").is_err());
         assert!(Reason::parse(&"é".repeat(500)).is_ok());
         assert!(Reason::parse(&"é".repeat(501)).is_err());

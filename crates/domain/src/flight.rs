@@ -310,7 +310,11 @@ mod tests {
         }
     }
 
-    fn register(dep: &str, arr: &str, passengers: Vec<Passenger>) -> Result<FlightRegistration, Vec<RegistrationError>> {
+    fn register(
+        dep: &str,
+        arr: &str,
+        passengers: Vec<Passenger>,
+    ) -> Result<FlightRegistration, Vec<RegistrationError>> {
         FlightRegistration::new(
             FlightNumber::parse("UA123").unwrap(),
             AirportCode::parse("SFO").unwrap(),
@@ -336,8 +340,18 @@ mod tests {
     #[test]
     fn arrival_must_follow_departure_in_absolute_time() {
         // 16:40 in New York is after 08:05 in San Francisco, even if 08:05 UTC-8 looks later in UTC.
-        assert!(register("2026-12-01T08:05:00-08:00", "2026-12-01T16:40:00-05:00", vec![passenger("+14155550100")]).is_ok());
-        let err = register("2026-12-01T08:05:00-08:00", "2026-12-01T11:05:00-05:00", vec![passenger("+14155550100")]).unwrap_err();
+        assert!(register(
+            "2026-12-01T08:05:00-08:00",
+            "2026-12-01T16:40:00-05:00",
+            vec![passenger("+14155550100")]
+        )
+        .is_ok());
+        let err = register(
+            "2026-12-01T08:05:00-08:00",
+            "2026-12-01T11:05:00-05:00",
+            vec![passenger("+14155550100")],
+        )
+        .unwrap_err();
         assert_eq!(err, vec![RegistrationError::ArrivalNotAfterDeparture]);
     }
 
@@ -349,10 +363,20 @@ mod tests {
             register(dep, arr, vec![]).unwrap_err()[..],
             [RegistrationError::PassengerCount { .. }]
         ));
-        let many: Vec<_> = (0..1001).map(|i| passenger(&format!("+1415555{i:04}"))).collect();
+        let many: Vec<_> = (0..1001)
+            .map(|i| passenger(&format!("+1415555{i:04}")))
+            .collect();
         assert!(register(dep, arr, many[..1000].to_vec()).is_ok());
         assert!(register(dep, arr, many).is_err());
-        let err = register(dep, arr, vec![passenger("+14155550100"), passenger("+14155550100")]).unwrap_err();
-        assert!(matches!(err[..], [RegistrationError::DuplicatePhone { index: 1, .. }]));
+        let err = register(
+            dep,
+            arr,
+            vec![passenger("+14155550100"), passenger("+14155550100")],
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err[..],
+            [RegistrationError::DuplicatePhone { index: 1, .. }]
+        ));
     }
 }

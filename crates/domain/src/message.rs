@@ -137,7 +137,10 @@ mod tests {
             .collect();
         let messages = AlertMessage::split(&alert, &flight, &phones);
         assert_eq!(messages.len(), 2);
-        assert_eq!(messages.iter().map(|m| m.recipients.len()).sum::<usize>(), 1000);
+        assert_eq!(
+            messages.iter().map(|m| m.recipients.len()).sum::<usize>(),
+            1000
+        );
         for m in &messages {
             assert_eq!(m.parts, 2);
             assert!(m.to_json().len() < 64 * 1024, "{} bytes", m.to_json().len());
@@ -151,7 +154,10 @@ mod tests {
         let m = &AlertMessage::split(&alert, &flight, &phones)[0];
         assert_eq!(&AlertMessage::parse(&m.to_json()).unwrap(), m);
         let v2 = m.to_json().replace("\"version\":1", "\"version\":2");
-        assert!(matches!(AlertMessage::parse(&v2), Err(MessageError::UnsupportedVersion(2))));
+        assert!(matches!(
+            AlertMessage::parse(&v2),
+            Err(MessageError::UnsupportedVersion(2))
+        ));
         assert!(AlertMessage::parse("{}").is_err());
     }
 

@@ -37,7 +37,10 @@ pub trait FlightStore: Send + Sync {
     /// Inserts the flight, or merges into the existing one: passengers are upserted by phone.
     /// Re-registering an identical flight changes nothing.
     async fn register(&self, flight: &FlightRegistration) -> Result<Registered, StoreError>;
-    async fn find(&self, key: &FlightKey) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError>;
+    async fn find(
+        &self,
+        key: &FlightKey,
+    ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -100,10 +103,12 @@ pub trait AlertStore: Send + Sync {
 
     /// Takes the lease on one alert's outbox entry if it is still unpublished and not leased, so
     /// that the request that created it and the relay never publish it at the same time.
-    async fn claim(&self, id: AlertId, lease: Duration) -> Result<Option<PendingAlert>, StoreError>;
+    async fn claim(&self, id: AlertId, lease: Duration)
+        -> Result<Option<PendingAlert>, StoreError>;
 
     /// Takes the lease on up to `limit` unpublished alerts whose lease has run out, oldest first.
-    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<PendingAlert>, StoreError>;
+    async fn claim_due(&self, limit: u32, lease: Duration)
+        -> Result<Vec<PendingAlert>, StoreError>;
 
     /// Records that the first `parts` messages of the alert are on the bus.
     async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError>;
@@ -111,7 +116,12 @@ pub trait AlertStore: Send + Sync {
     async fn mark_published(&self, id: AlertId) -> Result<(), StoreError>;
 
     /// Records a failed attempt; the alert stays pending and is due again after `retry_after`.
-    async fn mark_failed(&self, id: AlertId, error: &str, retry_after: Duration) -> Result<(), StoreError>;
+    async fn mark_failed(
+        &self,
+        id: AlertId,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
 }

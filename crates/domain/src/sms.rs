@@ -124,7 +124,10 @@ impl SmsText {
         }
         // A few stray symbols (an emoji, say) are dropped rather than cost 90 characters;
         // a reason mostly in another script is sent as UCS-2.
-        let kept: String = reason.chars().filter(|&c| gsm7_septets(c).is_some()).collect();
+        let kept: String = reason
+            .chars()
+            .filter(|&c| gsm7_septets(c).is_some())
+            .collect();
         let kept = kept.split_whitespace().collect::<Vec<_>>().join(" ");
         if kept.chars().count() * 10 >= reason.chars().count() * 9 {
             let body = with_reason(&facts, &kept, Encoding::Gsm7).unwrap_or(facts);
@@ -258,7 +261,12 @@ mod tests {
     fn assert_one_segment(text: &SmsText, case: &str) {
         let enc = text.encoding();
         let len = enc.length(text.as_str()).expect("encodable");
-        assert!(len <= enc.segment_limit(), "{case}: {len} > {} in {enc:?}: {:?}", enc.segment_limit(), text.as_str());
+        assert!(
+            len <= enc.segment_limit(),
+            "{case}: {len} > {} in {enc:?}: {:?}",
+            enc.segment_limit(),
+            text.as_str()
+        );
     }
 
     #[test]
@@ -278,20 +286,37 @@ mod tests {
     #[test]
     fn the_new_time_is_shown_in_the_origins_local_time() {
         // 18:30Z is 10:30 in San Francisco.
-        let text = SmsText::for_alert(&message(EventKind::Delayed, Some("2026-12-01T18:30:00Z"), None));
-        assert_eq!(text.as_str(), "UA123 SFO-JFK 1 Dec: DELAYED, now departs 10:30 (was 08:05).");
+        let text = SmsText::for_alert(&message(
+            EventKind::Delayed,
+            Some("2026-12-01T18:30:00Z"),
+            None,
+        ));
+        assert_eq!(
+            text.as_str(),
+            "UA123 SFO-JFK 1 Dec: DELAYED, now departs 10:30 (was 08:05)."
+        );
     }
 
     #[test]
     fn a_delay_past_midnight_names_the_new_day() {
-        let text = SmsText::for_alert(&message(EventKind::Delayed, Some("2026-12-02T01:15:00-08:00"), None));
-        assert_eq!(text.as_str(), "UA123 SFO-JFK 1 Dec: DELAYED, now departs 2 Dec 01:15 (was 08:05).");
+        let text = SmsText::for_alert(&message(
+            EventKind::Delayed,
+            Some("2026-12-02T01:15:00-08:00"),
+            None,
+        ));
+        assert_eq!(
+            text.as_str(),
+            "UA123 SFO-JFK 1 Dec: DELAYED, now departs 2 Dec 01:15 (was 08:05)."
+        );
     }
 
     #[test]
     fn a_cancellation_reads_plainly() {
         let text = SmsText::for_alert(&message(EventKind::Cancelled, None, Some("Crew shortage")));
-        assert_eq!(text.as_str(), "UA123 SFO-JFK 1 Dec: CANCELLED. Reason: Crew shortage");
+        assert_eq!(
+            text.as_str(),
+            "UA123 SFO-JFK 1 Dec: CANCELLED. Reason: Crew shortage"
+        );
     }
 
     #[test]
@@ -320,7 +345,11 @@ mod tests {
                 let m = message(event, estimated, Some(reason));
                 let text = SmsText::for_alert(&m);
                 assert_one_segment(&text, name);
-                assert!(text.as_str().starts_with(&facts(&m)), "{name}: facts cut in {:?}", text.as_str());
+                assert!(
+                    text.as_str().starts_with(&facts(&m)),
+                    "{name}: facts cut in {:?}",
+                    text.as_str()
+                );
             }
         }
     }
@@ -336,7 +365,10 @@ mod tests {
         assert_eq!(text.encoding(), Encoding::Gsm7);
         assert!(text.as_str().ends_with("..."), "{:?}", text.as_str());
         assert!(!text.as_str().contains("thunderstorms and a late"));
-        assert_eq!(text.as_str().len(), Encoding::Gsm7.length(text.as_str()).unwrap());
+        assert_eq!(
+            text.as_str().len(),
+            Encoding::Gsm7.length(text.as_str()).unwrap()
+        );
     }
 
     #[test]

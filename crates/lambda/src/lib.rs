@@ -16,7 +16,9 @@ pub use lambda_http::Error;
 
 /// The router behind API Gateway: the stage (`/dev`) is cut from the path before routing, so the
 /// routes are the same as in `openapi.yaml` and in the local stack, whatever the stage is called.
-pub fn rest_api(router: Router) -> MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
+pub fn rest_api(
+    router: Router,
+) -> MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
     MapRequest::new(router, strip_stage as fn(_) -> _)
 }
 
@@ -28,7 +30,10 @@ fn strip_stage(mut req: lambda_http::Request) -> lambda_http::Request {
     if let Some(stage) = stage {
         let prefix = format!("/{stage}");
         let path = req.uri().path();
-        if let Some(rest) = path.strip_prefix(&prefix).filter(|r| r.is_empty() || r.starts_with('/')) {
+        if let Some(rest) = path
+            .strip_prefix(&prefix)
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+        {
             let rest = if rest.is_empty() { "/" } else { rest };
             let path_and_query = match req.uri().query() {
                 Some(q) => format!("{rest}?{q}"),
@@ -74,7 +79,11 @@ where
             }
             let request: LambdaRequest = serde_json::from_value(payload)?;
             let mut adapter = Adapter::from(app);
-            let response = adapter.ready().await?.call(LambdaEvent::new(request, context)).await?;
+            let response = adapter
+                .ready()
+                .await?
+                .call(LambdaEvent::new(request, context))
+                .await?;
             Ok::<Value, Error>(serde_json::to_value(response)?)
         }
     }))

@@ -13,7 +13,10 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path)
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// One line per SMS: `{"to": ..., "body": ..., "alertId": ...}`.
@@ -44,7 +47,9 @@ impl SmsSender for JsonLinesSender {
         file.write_all(line.as_bytes())
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
-        file.flush().await.map_err(|e| SendError::Transient(e.to_string()))?;
+        file.flush()
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
         Ok(())
     }
 }
@@ -68,7 +73,9 @@ impl AlertBus for JsonLinesDeadLetters {
         let mut line = message.to_json();
         line.push('\n');
         let mut file = self.file.lock().await;
-        file.write_all(line.as_bytes()).await.map_err(|e| BusError(Box::new(e)))?;
+        file.write_all(line.as_bytes())
+            .await
+            .map_err(|e| BusError(Box::new(e)))?;
         file.flush().await.map_err(|e| BusError(Box::new(e)))
     }
 }

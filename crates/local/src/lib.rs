@@ -14,8 +14,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-pub use axum::Router;
 use axum::Json;
+pub use axum::Router;
 use flightwatch_api::alerts::AlertsState;
 use flightwatch_api::flights::FlightsState;
 use flightwatch_api::{auth, publish, ApiError};
@@ -24,7 +24,6 @@ use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
 use flightwatch_sms::{Policy, Texting};
 use sqlx::MySqlPool;
 use tokio::task::JoinHandle;
-
 
 pub use bus::InProcessBus;
 pub use files::{JsonLinesDeadLetters, JsonLinesSender};
@@ -47,13 +46,20 @@ impl Options {
     pub fn from_env() -> anyhow::Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let relay_every = match var("FLIGHTWATCH_RELAY_SECONDS") {
-            Some(s) => Duration::from_secs_f64(s.parse().map_err(|_| anyhow::anyhow!("FLIGHTWATCH_RELAY_SECONDS must be a number"))?),
+            Some(s) => Duration::from_secs_f64(
+                s.parse()
+                    .map_err(|_| anyhow::anyhow!("FLIGHTWATCH_RELAY_SECONDS must be a number"))?,
+            ),
             None => Duration::from_secs(5),
         };
         Ok(Self {
             api_key: var("FLIGHTWATCH_API_KEY"),
-            sms_outbox: var("FLIGHTWATCH_SMS_OUTBOX").unwrap_or_else(|| ".flightwatch/sms-outbox.jsonl".into()).into(),
-            dead_letters: var("FLIGHTWATCH_DEAD_LETTERS").unwrap_or_else(|| ".flightwatch/dead-letters.jsonl".into()).into(),
+            sms_outbox: var("FLIGHTWATCH_SMS_OUTBOX")
+                .unwrap_or_else(|| ".flightwatch/sms-outbox.jsonl".into())
+                .into(),
+            dead_letters: var("FLIGHTWATCH_DEAD_LETTERS")
+                .unwrap_or_else(|| ".flightwatch/dead-letters.jsonl".into())
+                .into(),
             relay_every,
             policy: Policy::default(),
         })
@@ -89,7 +95,9 @@ pub fn build(pool: MySqlPool, options: &Options) -> anyhow::Result<LocalStack> {
     let bus: Arc<dyn AlertBus> = bus;
 
     let api = Router::new()
-        .merge(flightwatch_api::flights::router(FlightsState { store: flights.clone() }))
+        .merge(flightwatch_api::flights::router(FlightsState {
+            store: flights.clone(),
+        }))
         .merge(flightwatch_api::alerts::router(AlertsState {
             store: alerts.clone(),
             bus: bus.clone(),
@@ -101,7 +109,13 @@ pub fn build(pool: MySqlPool, options: &Options) -> anyhow::Result<LocalStack> {
     };
     let router = flightwatch_api::traced(
         Router::new()
-            .route("/health", get(health).with_state(Health { flights, alerts: alerts.clone() }))
+            .route(
+                "/health",
+                get(health).with_state(Health {
+                    flights,
+                    alerts: alerts.clone(),
+                }),
+            )
             .merge(api),
     );
     let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every));
@@ -118,7 +132,10 @@ struct Health {
 async fn health(State(h): State<Health>) -> impl IntoResponse {
     match (h.flights.ping().await, h.alerts.ping().await) {
         (Ok(()), Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable"}))),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable"})),
+        ),
     }
 }
 
@@ -130,7 +147,11 @@ async fn relay_forever(store: Arc<dyn AlertStore>, bus: Arc<dyn AlertBus>, every
         tick.tick().await;
         match publish::relay(store.as_ref(), bus.as_ref(), 50).await {
             Ok(r) if r.published + r.failed > 0 => {
-                tracing::info!(published = r.published, failed = r.failed, "outbox relay pass")
+                tracing::info!(
+                    published = r.published,
+                    failed = r.failed,
+                    "outbox relay pass"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox relay pass failed"),

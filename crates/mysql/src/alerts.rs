@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{NaiveDateTime, Utc};
 use flightwatch_domain::ports::{AlertStore, Idempotency, PendingAlert, Recorded, StoreError};
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule,
-    Notification, PhoneNumber, Publication, Reason,
+    AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
+    PhoneNumber, Publication, Reason,
 };
 use sqlx::mysql::MySqlRow;
 use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
@@ -26,7 +26,8 @@ impl MySqlAlertStore {
     }
 }
 
-const ALERT_COLUMNS: &str = "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
+const ALERT_COLUMNS: &str =
+    "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
      a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, o.published_at";
 
 fn invalid(what: &str) -> sqlx::Error {
@@ -43,10 +44,17 @@ fn alert_from_row(r: &MySqlRow) -> Result<Alert, sqlx::Error> {
     };
     Ok(Alert {
         seq: r.try_get::<u64, _>("seq")? as i64,
-        id: r.try_get::<&str, _>("alert_id")?.parse().map_err(|_| invalid("alert_id"))?,
-        flight_number: FlightNumber::parse(r.try_get("flight_number")?).map_err(|_| invalid("flight_number"))?,
+        id: r
+            .try_get::<&str, _>("alert_id")?
+            .parse()
+            .map_err(|_| invalid("alert_id"))?,
+        flight_number: FlightNumber::parse(r.try_get("flight_number")?)
+            .map_err(|_| invalid("flight_number"))?,
         departure_date: r.try_get("departure_date")?,
-        event: r.try_get::<&str, _>("event")?.parse().map_err(|_| invalid("event"))?,
+        event: r
+            .try_get::<&str, _>("event")?
+            .parse()
+            .map_err(|_| invalid("event"))?,
         reason: r
             .try_get::<Option<&str>, _>("reason")?
             .map(Reason::parse)
@@ -72,7 +80,10 @@ async fn load_alert(conn: &mut MySqlConnection, seq: u64) -> Result<Alert, sqlx:
     alert_from_row(&row)
 }
 
-async fn schedule(conn: &mut MySqlConnection, flight: &FlightKey) -> Result<Option<FlightSchedule>, sqlx::Error> {
+async fn schedule(
+    conn: &mut MySqlConnection,
+    flight: &FlightKey,
+) -> Result<Option<FlightSchedule>, sqlx::Error> {
     let row: Option<(String, String, NaiveDateTime, i16)> = sqlx::query_as(
         "SELECT origin, destination, departure_utc, departure_offset_min FROM flight_schedules \
          WHERE flight_number = ? AND departure_date = ?",
@@ -132,17 +143,29 @@ impl AlertStore for MySqlAlertStore {
             qb.push(" AND a.event = ").push_bind(e.as_str());
         }
         if let Some(since) = q.since {
-            qb.push(" AND a.created_at >= ").push_bind(since.naive_utc());
+            qb.push(" AND a.created_at >= ")
+                .push_bind(since.naive_utc());
         }
         if let Some(before) = q.before_seq {
             qb.push(" AND a.seq < ").push_bind(before.max(0) as u64);
         }
         qb.push(" ORDER BY a.seq DESC LIMIT ").push_bind(q.limit);
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(StoreError::new)?;
-        rows.iter().map(alert_from_row).collect::<Result<_, _>>().map_err(StoreError::new)
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+        rows.iter()
+            .map(alert_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::new)
     }
 
-    async fn claim(&self, id: AlertId, lease: Duration) -> Result<Option<PendingAlert>, StoreError> {
+    async fn claim(
+        &self,
+        id: AlertId,
+        lease: Duration,
+    ) -> Result<Option<PendingAlert>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
         let seq: Option<u64> = sqlx::query_scalar("SELECT seq FROM alerts WHERE alert_id = ?")
             .bind(id.to_string())
@@ -150,10 +173,16 @@ impl AlertStore for MySqlAlertStore {
             .await
             .map_err(StoreError::new)?;
         let Some(seq) = seq else { return Ok(None) };
-        claim_seq(&mut conn, seq, lease).await.map_err(StoreError::new)
+        claim_seq(&mut conn, seq, lease)
+            .await
+            .map_err(StoreError::new)
     }
 
-    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<PendingAlert>, StoreError> {
+    async fn claim_due(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<PendingAlert>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
         let now = Utc::now().naive_utc();
         let due: Vec<u64> = sqlx::query_scalar(
@@ -168,7 +197,10 @@ impl AlertStore for MySqlAlertStore {
         let mut claimed = Vec::with_capacity(due.len());
         for seq in due {
             // Another relay may take it between the select and the claim: the claim decides.
-            if let Some(p) = claim_seq(&mut conn, seq, lease).await.map_err(StoreError::new)? {
+            if let Some(p) = claim_seq(&mut conn, seq, lease)
+                .await
+                .map_err(StoreError::new)?
+            {
                 claimed.push(p);
             }
         }
@@ -201,8 +233,14 @@ impl AlertStore for MySqlAlertStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, id: AlertId, error: &str, retry_after: Duration) -> Result<(), StoreError> {
-        let due = Utc::now().naive_utc() + chrono::Duration::from_std(retry_after).unwrap_or_default();
+    async fn mark_failed(
+        &self,
+        id: AlertId,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let due =
+            Utc::now().naive_utc() + chrono::Duration::from_std(retry_after).unwrap_or_default();
         let error: String = error.chars().take(500).collect();
         sqlx::query(
             "UPDATE alert_outbox SET last_error = ?, lease_until = ? \
@@ -218,7 +256,10 @@ impl AlertStore for MySqlAlertStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::new)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
         Ok(())
     }
 }
@@ -349,7 +390,11 @@ async fn replay(pool: &MySqlPool, idem: &Idempotency) -> Result<Recorded, sqlx::
     Ok(Recorded::Replayed { alert, created })
 }
 
-async fn claim_seq(conn: &mut MySqlConnection, seq: u64, lease: Duration) -> Result<Option<PendingAlert>, sqlx::Error> {
+async fn claim_seq(
+    conn: &mut MySqlConnection,
+    seq: u64,
+    lease: Duration,
+) -> Result<Option<PendingAlert>, sqlx::Error> {
     let now = Utc::now().naive_utc();
     let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
     let taken = sqlx::query(
@@ -370,12 +415,15 @@ async fn claim_seq(conn: &mut MySqlConnection, seq: u64, lease: Duration) -> Res
         number: alert.flight_number.clone(),
         date: alert.departure_date,
     };
-    let flight = schedule(conn, &key).await?.ok_or_else(|| invalid("alert for a flight that no longer exists"))?;
+    let flight = schedule(conn, &key)
+        .await?
+        .ok_or_else(|| invalid("alert for a flight that no longer exists"))?;
     // Ordered, so that a resumed publication splits the recipients into the same parts.
-    let phones: Vec<String> = sqlx::query_scalar("SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone")
-        .bind(seq)
-        .fetch_all(&mut *conn)
-        .await?;
+    let phones: Vec<String> =
+        sqlx::query_scalar("SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone")
+            .bind(seq)
+            .fetch_all(&mut *conn)
+            .await?;
     let recipients = phones
         .iter()
         .map(|p| PhoneNumber::parse(p).map_err(|_| invalid("phone")))
@@ -393,4 +441,3 @@ async fn claim_seq(conn: &mut MySqlConnection, seq: u64, lease: Duration) -> Res
         parts_published,
     }))
 }
-

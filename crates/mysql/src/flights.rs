@@ -5,8 +5,7 @@ use chrono::{NaiveDateTime, Utc};
 use flightwatch_domain::flight::FlightSummary;
 use flightwatch_domain::ports::{FlightStore, Registered, StoreError};
 use flightwatch_domain::{
-    AirportCode, Email, FlightKey, FlightRegistration, Passenger, PassengerName,
-    PhoneNumber,
+    AirportCode, Email, FlightKey, FlightRegistration, Passenger, PassengerName, PhoneNumber,
 };
 use sqlx::{MySql, MySqlPool, QueryBuilder, Row, Transaction};
 
@@ -44,7 +43,10 @@ impl FlightStore for MySqlFlightStore {
         unreachable!("the loop returns")
     }
 
-    async fn find(&self, key: &FlightKey) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
+    async fn find(
+        &self,
+        key: &FlightKey,
+    ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
         let row: Option<FlightRow> = sqlx::query_as(
             "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
@@ -56,11 +58,13 @@ impl FlightStore for MySqlFlightStore {
         .await
         .map_err(StoreError::new)?;
         let Some(row) = row else { return Ok(None) };
-        let rows = sqlx::query("SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id")
-            .bind(row.0)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::new)?;
+        let rows = sqlx::query(
+            "SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id",
+        )
+        .bind(row.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::new)?;
         let passengers = rows
             .iter()
             .map(|r| {
@@ -77,12 +81,19 @@ impl FlightStore for MySqlFlightStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::new)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
         Ok(())
     }
 }
 
-fn summary(key: &FlightKey, row: &FlightRow, passenger_count: u32) -> Result<FlightSummary, StoreError> {
+fn summary(
+    key: &FlightKey,
+    row: &FlightRow,
+    passenger_count: u32,
+) -> Result<FlightSummary, StoreError> {
     Ok(FlightSummary {
         key: key.clone(),
         origin: AirportCode::parse(&row.1).map_err(|_| corrupt("origin"))?,
@@ -93,7 +104,10 @@ fn summary(key: &FlightKey, row: &FlightRow, passenger_count: u32) -> Result<Fli
     })
 }
 
-async fn register_once(pool: &MySqlPool, flight: &FlightRegistration) -> Result<Registered, sqlx::Error> {
+async fn register_once(
+    pool: &MySqlPool,
+    flight: &FlightRegistration,
+) -> Result<Registered, sqlx::Error> {
     let now = Utc::now().naive_utc();
     let key = flight.key();
     let (dep, dep_off) = time::split(flight.departure());
@@ -107,7 +121,14 @@ async fn register_once(pool: &MySqlPool, flight: &FlightRegistration) -> Result<
     .bind(key.date)
     .fetch_optional(&mut *tx)
     .await?;
-    let wanted = (flight.origin().as_str().to_owned(), flight.destination().as_str().to_owned(), dep, dep_off, arr, arr_off);
+    let wanted = (
+        flight.origin().as_str().to_owned(),
+        flight.destination().as_str().to_owned(),
+        dep,
+        dep_off,
+        arr,
+        arr_off,
+    );
     let (flight_id, created) = match existing {
         None => {
             let id = sqlx::query(
@@ -197,4 +218,3 @@ async fn upsert_passengers(
     qb.build().execute(&mut **tx).await?;
     Ok(())
 }
-

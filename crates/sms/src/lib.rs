@@ -125,19 +125,35 @@ pub async fn deliver(texting: &Texting, message: &AlertMessage) -> Result<Report
         let next = message.retry_for(failed);
         if message.attempt < texting.policy.max_attempts {
             texting.retries.publish(&next).await?;
-            tracing::warn!(count, next_attempt = next.attempt, "recipients republished for another attempt");
+            tracing::warn!(
+                count,
+                next_attempt = next.attempt,
+                "recipients republished for another attempt"
+            );
             report.retried = count;
         } else {
             texting.dead_letters.publish(&next).await?;
-            tracing::error!(count, "recipients unreachable after the final attempt; sent to dead letters");
+            tracing::error!(
+                count,
+                "recipients unreachable after the final attempt; sent to dead letters"
+            );
             report.dead_lettered = count;
         }
     }
-    tracing::info!(sent = report.sent, skipped = report.skipped, "alert message delivered");
+    tracing::info!(
+        sent = report.sent,
+        skipped = report.skipped,
+        "alert message delivered"
+    );
     Ok(report)
 }
 
-async fn send_one(texting: &Texting, message: &AlertMessage, to: PhoneNumber, body: &str) -> Outcome {
+async fn send_one(
+    texting: &Texting,
+    message: &AlertMessage,
+    to: PhoneNumber,
+    body: &str,
+) -> Outcome {
     let sms = OutgoingSms {
         to,
         body: body.to_owned(),
@@ -168,7 +184,10 @@ async fn send_one(texting: &Texting, message: &AlertMessage, to: PhoneNumber, bo
 
 /// Wraps alert messages in the SNS event envelope Lambda hands the sms function, exactly as SNS
 /// delivers them, so the local stack and the tests exercise the same parsing as AWS.
-pub fn sns_event(topic_arn: &str, messages: &[AlertMessage]) -> Result<SnsEvent, serde_json::Error> {
+pub fn sns_event(
+    topic_arn: &str,
+    messages: &[AlertMessage],
+) -> Result<SnsEvent, serde_json::Error> {
     let records: Vec<serde_json::Value> = messages
         .iter()
         .map(|m| {

@@ -1,6 +1,8 @@
 //! The sms handler against fakes: exactly one SMS per reachable recipient, retries without
 //! duplicates, dead letters after the final attempt.
 
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +11,8 @@ use async_trait::async_trait;
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
 use flightwatch_domain::{
-    AirportCode, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule, PhoneNumber, Reason,
+    AirportCode, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule, PhoneNumber,
+    Reason,
 };
 use flightwatch_sms::{handle, sns_event, HandleError, Policy, Report, Texting};
 
@@ -97,11 +100,11 @@ struct Rig {
 
 fn rig(script: &[(usize, Script)]) -> Rig {
     let sender = Arc::new(ScriptedSender::default());
-    sender
-        .script
-        .lock()
-        .unwrap()
-        .extend(script.iter().map(|(i, s)| (phone(*i).expose().to_owned(), *s)));
+    sender.script.lock().unwrap().extend(
+        script
+            .iter()
+            .map(|(i, s)| (phone(*i).expose().to_owned(), *s)),
+    );
     let retries = Arc::new(CollectingBus::default());
     let dead = Arc::new(CollectingBus::default());
     let texting = Texting {
@@ -128,9 +131,12 @@ async fn run_to_the_end(rig: &Rig, first: AlertMessage) -> Report {
     let mut total = Report::default();
     let mut queue = vec![first];
     while let Some(m) = queue.pop() {
-        let r = handle(&rig.texting, sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[m]).unwrap())
-            .await
-            .unwrap();
+        let r = handle(
+            &rig.texting,
+            sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[m]).unwrap(),
+        )
+        .await
+        .unwrap();
         total.sent += r.sent;
         total.skipped += r.skipped;
         total.retried += r.retried;
@@ -144,7 +150,13 @@ async fn run_to_the_end(rig: &Rig, first: AlertMessage) -> Report {
 async fn every_recipient_gets_exactly_one_sms_with_the_alert_text() {
     let rig = rig(&[]);
     let report = run_to_the_end(&rig, message(25)).await;
-    assert_eq!(report, Report { sent: 25, ..Report::default() });
+    assert_eq!(
+        report,
+        Report {
+            sent: 25,
+            ..Report::default()
+        }
+    );
     let sent = rig.sender.sent.lock().unwrap();
     let mut to: Vec<_> = sent.iter().map(|s| s.to.clone()).collect();
     to.sort();
@@ -182,7 +194,10 @@ async fn partial_failures_end_with_one_sms_or_one_recorded_reason_per_recipient(
     for s in sent.iter() {
         *counts.entry(s.to.expose().to_owned()).or_default() += 1;
     }
-    assert!(counts.values().all(|&n| n == 1), "someone got two SMS: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "someone got two SMS: {counts:?}"
+    );
     let dead = rig.dead.0.lock().unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempt, 4);
@@ -211,9 +226,15 @@ async fn an_unreadable_message_is_not_retryable() {
 async fn a_failed_republish_is_retryable_and_sends_nothing_twice() {
     let mut rig = rig(&[(0, Script::Transient(u32::MAX))]);
     rig.texting.retries = Arc::new(DownBus);
-    let err = handle(&rig.texting, sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[message(3)]).unwrap())
-        .await
-        .unwrap_err();
-    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "Retryable");
+    let err = handle(
+        &rig.texting,
+        sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[message(3)]).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        lambda_runtime::Diagnostic::from(err).error_type,
+        "Retryable"
+    );
     assert_eq!(rig.sender.sent.lock().unwrap().len(), 2);
 }

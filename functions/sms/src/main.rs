@@ -13,9 +13,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     flightwatch_lambda::init_default_subscriber();
     let sdk = flightwatch_aws::sdk_config().await;
     let texting = Texting {
-        sender: Arc::new(SnsSmsSender::from_config(&sdk, optional_env("FLIGHTWATCH_SMS_SENDER_ID"))),
-        retries: Arc::new(SnsAlertBus::from_config(&sdk, required_env("FLIGHTWATCH_ALERTS_TOPIC_ARN")?)),
-        dead_letters: Arc::new(SnsAlertBus::from_config(&sdk, required_env("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?)),
+        sender: Arc::new(SnsSmsSender::from_config(
+            &sdk,
+            optional_env("FLIGHTWATCH_SMS_SENDER_ID"),
+        )),
+        retries: Arc::new(SnsAlertBus::from_config(
+            &sdk,
+            required_env("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
+        )),
+        dead_letters: Arc::new(SnsAlertBus::from_config(
+            &sdk,
+            required_env("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?,
+        )),
         policy: Policy::default(),
     };
     let texting = &texting;

@@ -3,7 +3,13 @@
 #
 # Environment:
 #   PORT                    HTTP port (default 3000, listens on 127.0.0.1)
-#   DATABASE_URL            MySQL/MariaDB URL; if unset, a local MariaDB is set up and used
+#   DATABASE_URL            MySQL/MariaDB URL; if unset (and no config bucket), a local MariaDB
+#                           is set up and used
+#   FLIGHTWATCH_CONFIG_BUCKET, FLIGHTWATCH_CONFIG_KEY
+#                           read the JDBC properties file from S3 instead (with AWS_ENDPOINT_URL)
+#   FLIGHTWATCH_ALERTS_TOPIC_ARN
+#                           the AWS path: alerts on this SNS topic, SMS through SNS Publish
+#                           (set AWS_ENDPOINT_URL to a moto server; see README)
 #   FLIGHTWATCH_API_KEY     value expected in the x-api-key header
 #   FLIGHTWATCH_SMS_OUTBOX  file the SMS are appended to, one JSON per line
 #                           (default .flightwatch/sms-outbox.jsonl)
@@ -16,12 +22,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$(fw_root)"
 fw_target_dir
 
-if [[ -z "${DATABASE_URL:-}" ]]; then
+if [[ -z "${DATABASE_URL:-}" && -z "${FLIGHTWATCH_CONFIG_BUCKET:-}" ]]; then
   # Separate statements (not &&) so that set -e applies inside the functions.
   fw_mariadb_ensure
   fw_mariadb_app_user
 fi
 
 fw_log "flightwatch will listen on http://127.0.0.1:${PORT:-3000}"
-fw_log "SMS are written to ${FLIGHTWATCH_SMS_OUTBOX:-.flightwatch/sms-outbox.jsonl}"
+if [[ -n "${FLIGHTWATCH_ALERTS_TOPIC_ARN:-}" ]]; then
+  fw_log "alerts go to $FLIGHTWATCH_ALERTS_TOPIC_ARN; SMS through SNS at ${AWS_ENDPOINT_URL:-AWS}"
+else
+  fw_log "SMS are written to ${FLIGHTWATCH_SMS_OUTBOX:-.flightwatch/sms-outbox.jsonl}"
+fi
 exec cargo run --quiet -p flightwatch-local --bin flightwatch-local -- "$@"

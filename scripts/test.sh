@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command (CI runs it through .ci/run): fmt, database, clippy, tests, smoke
-# test of the local stack, OpenAPI validation.
+# The one test command (CI runs it through .ci/run): fmt, database, moto, clippy, tests, smoke
+# test of the local stack, the Lambda binaries under cargo lambda, OpenAPI validation.
 #
 # Environment:
 #   FLIGHTWATCH_SKIP_LINT=1  skip cargo fmt and clippy (quick local runs)
@@ -30,6 +30,10 @@ else
 fi
 export DATABASE_URL
 
+fw_python_tools
+fw_moto_start
+trap 'kill "$FW_MOTO_PID" 2>/dev/null || true' EXIT
+
 if [[ "${FLIGHTWATCH_SKIP_LINT:-}" != 1 ]]; then
   fw_log "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -44,18 +48,12 @@ fw_log "smoke test of the local stack"
 scripts/smoke.sh
 done_steps+=(smoke)
 
+fw_log "the Lambda binaries under cargo lambda watch"
+tests/lambda/run.sh
+done_steps+=(lambda)
+
 fw_log "validating openapi.yaml"
-validator=openapi-spec-validator
-if ! command -v "$validator" >/dev/null; then
-  venv="$HOME/.cache/flightwatch/venv"
-  validator="$venv/bin/openapi-spec-validator"
-  if [[ ! -x "$validator" ]]; then
-    fw_log "installing openapi-spec-validator into $venv"
-    [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q openapi-spec-validator
-  fi
-fi
-"$validator" openapi.yaml
+openapi-spec-validator openapi.yaml
 done_steps+=(openapi)
 
 fw_log "all passed (${done_steps[*]}) in ${SECONDS}s"

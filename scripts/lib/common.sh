@@ -107,3 +107,37 @@ fw_wait_http() {
     sleep 1
   done
 }
+
+# The Python-packaged tools the tests use, in a venv outside the clone: moto (AWS emulator),
+# cargo-lambda (Lambda runtime emulator and builds; ships zig), openapi-spec-validator.
+# Puts the venv's bin/ first on PATH.
+fw_python_tools() {
+  local venv="$HOME/.cache/flightwatch/venv"
+  local want=(moto_server cargo-lambda openapi-spec-validator)
+  local missing=0 tool
+  for tool in "${want[@]}"; do [[ -x "$venv/bin/$tool" ]] || missing=1; done
+  if ((missing)); then
+    fw_log "installing moto[server], cargo-lambda and openapi-spec-validator into $venv"
+    [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'moto[server]>=5,<6' 'cargo-lambda>=1.9,<2' 'openapi-spec-validator>=0.7,<1'
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+# A free TCP port on 127.0.0.1.
+fw_free_port() {
+  python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+
+# Starts moto server on a free port and points the AWS SDKs at it (AWS_ENDPOINT_URL, fake
+# credentials). Sets FW_MOTO_PID; the caller stops it.
+fw_moto_start() {
+  local port
+  port=$(fw_free_port)
+  moto_server -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/flightwatch-moto-$port.log" 2>&1 &
+  FW_MOTO_PID=$!
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  fw_wait_http "$AWS_ENDPOINT_URL/moto-api/data.json" 30 "$FW_MOTO_PID"
+  fw_log "moto server on $AWS_ENDPOINT_URL"
+}

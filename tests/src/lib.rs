@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flightwatch_local::{LocalStack, Options};
+pub mod moto;
+
+use flightwatch_local::{LocalStack, Options, SnsOptions};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use sqlx::MySqlPool;
@@ -24,6 +26,11 @@ pub struct Harness {
 impl Harness {
     /// Migrates the (fresh) database behind `pool` and starts the stack on 127.0.0.1:0.
     pub async fn start(pool: MySqlPool) -> Self {
+        Self::start_with(pool, None).await
+    }
+
+    /// The same, with the alerts bus and SMS on SNS when `sns` is given.
+    pub async fn start_with(pool: MySqlPool, sns: Option<SnsOptions>) -> Self {
         flightwatch_mysql::migrate_all(&pool)
             .await
             .expect("migrations apply");
@@ -35,12 +42,15 @@ impl Harness {
             dead_letters: dir.join("dead-letters.jsonl"),
             relay_every: Duration::from_millis(200),
             policy: Default::default(),
+            sns,
         };
-        let stack = flightwatch_local::build(pool.clone(), &options).expect("stack builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("port");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let stack = flightwatch_local::build(pool.clone(), &options, &base)
+            .await
+            .expect("stack builds");
         let router = stack.router.clone();
         let server = tokio::spawn(async move {
             axum_serve(listener, router).await;

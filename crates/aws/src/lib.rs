@@ -26,6 +26,27 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// Subscribes an HTTP(S) endpoint to a topic (idempotent: SNS returns the existing subscription).
+pub async fn subscribe_http(
+    sdk: &aws_config::SdkConfig,
+    topic_arn: &str,
+    endpoint: &str,
+) -> Result<(), aws_sdk_sns::Error> {
+    let protocol = if endpoint.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol(protocol)
+        .endpoint(endpoint)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// The error chain of an SDK failure on one line, for logs and outbox records.
 pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();

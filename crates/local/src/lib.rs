@@ -4,6 +4,7 @@
 //! and SMS written as JSON lines to a file. The outbox relay runs on a timer.
 
 mod bus;
+mod delivery;
 mod files;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub use axum::Router;
 use flightwatch_api::alerts::AlertsState;
 use flightwatch_api::flights::FlightsState;
 use flightwatch_api::{auth, publish, ApiError};
+use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
 use flightwatch_domain::ports::{AlertBus, AlertStore, FlightStore};
 use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
 use flightwatch_sms::{Policy, Texting};
@@ -40,11 +42,22 @@ pub struct Options {
     /// How often the outbox relay looks for alerts still pending.
     pub relay_every: Duration,
     pub policy: Policy,
+    /// When set, the alerts bus and SMS go through SNS (moto, with `AWS_ENDPOINT_URL`).
+    pub sns: Option<SnsOptions>,
+}
+
+/// The AWS path: the alerts topic, and SMS sent with SNS `Publish`.
+#[derive(Clone, Debug)]
+pub struct SnsOptions {
+    pub alerts_topic_arn: String,
+    /// Without it, recipients given up on go to the dead-letters file.
+    pub dead_letter_topic_arn: Option<String>,
+    pub sender_id: Option<String>,
 }
 
 impl Options {
     pub fn from_env() -> anyhow::Result<Self> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        use flightwatch_config::optional_env as var;
         let relay_every = match var("FLIGHTWATCH_RELAY_SECONDS") {
             Some(s) => Duration::from_secs_f64(
                 s.parse()
@@ -62,6 +75,11 @@ impl Options {
                 .into(),
             relay_every,
             policy: Policy::default(),
+            sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
+                alerts_topic_arn,
+                dead_letter_topic_arn: var("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN"),
+                sender_id: var("FLIGHTWATCH_SMS_SENDER_ID"),
+            }),
         })
     }
 }
@@ -80,19 +98,31 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
     axum::serve(listener, router).await
 }
 
-/// Wires the stack over an already migrated database.
-pub fn build(pool: MySqlPool, options: &Options) -> anyhow::Result<LocalStack> {
+/// Wires the stack over an already migrated database. `public_url` is where the stack will be
+/// listening: on the AWS path the alerts topic delivers to `{public_url}/sns/alerts`.
+pub async fn build(
+    pool: MySqlPool,
+    options: &Options,
+    public_url: &str,
+) -> anyhow::Result<LocalStack> {
     let flights: Arc<dyn FlightStore> = Arc::new(MySqlFlightStore::new(pool.clone()));
     let alerts: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(pool));
-    let bus = InProcessBus::new();
-    let texting = Texting {
-        sender: Arc::new(JsonLinesSender::open(&options.sms_outbox)?),
-        retries: bus.clone(),
-        dead_letters: Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
-        policy: options.policy,
+    let (bus, sns_delivery): (Arc<dyn AlertBus>, Option<Router>) = match &options.sns {
+        None => {
+            let bus = InProcessBus::new();
+            bus.subscribe(Texting {
+                sender: Arc::new(JsonLinesSender::open(&options.sms_outbox)?),
+                retries: bus.clone(),
+                dead_letters: Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
+                policy: options.policy,
+            });
+            (bus, None)
+        }
+        Some(sns) => {
+            let (bus, delivery) = sns_path(sns, options, public_url).await?;
+            (bus, Some(delivery))
+        }
     };
-    bus.subscribe(texting);
-    let bus: Arc<dyn AlertBus> = bus;
 
     let api = Router::new()
         .merge(flightwatch_api::flights::router(FlightsState {
@@ -116,11 +146,40 @@ pub fn build(pool: MySqlPool, options: &Options) -> anyhow::Result<LocalStack> {
                     alerts: alerts.clone(),
                 }),
             )
+            .merge(sns_delivery.unwrap_or_default())
             .merge(api),
     );
     let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every));
     Ok(LocalStack { router, relay })
 }
+
+/// The AWS path: alerts published to the SNS topic, which delivers them over HTTP to this stack
+/// (as it would invoke the sms Lambda), and SMS sent with SNS `Publish`.
+async fn sns_path(
+    sns: &SnsOptions,
+    options: &Options,
+    public_url: &str,
+) -> anyhow::Result<(Arc<dyn AlertBus>, Router)> {
+    let sdk = flightwatch_aws::sdk_config().await;
+    let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, &sns.alerts_topic_arn));
+    let dead_letters: Arc<dyn AlertBus> = match &sns.dead_letter_topic_arn {
+        Some(topic) => Arc::new(SnsAlertBus::from_config(&sdk, topic)),
+        None => Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
+    };
+    let texting = Texting {
+        sender: Arc::new(SnsSmsSender::from_config(&sdk, sns.sender_id.clone())),
+        retries: bus.clone(),
+        dead_letters,
+        policy: options.policy,
+    };
+    let endpoint = format!("{public_url}{SNS_DELIVERY_PATH}");
+    flightwatch_aws::subscribe_http(&sdk, &sns.alerts_topic_arn, &endpoint).await?;
+    tracing::info!(topic = %sns.alerts_topic_arn, %endpoint, "alerts topic delivers to the sms handler");
+    Ok((bus, delivery::router(texting)))
+}
+
+/// Where the alerts topic delivers on the AWS path.
+pub const SNS_DELIVERY_PATH: &str = "/sns/alerts";
 
 #[derive(Clone)]
 struct Health {

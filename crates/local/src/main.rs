@@ -1,7 +1,7 @@
 //! `flightwatch-local`: runs the whole system on 127.0.0.1 (see `scripts/dev.sh`).
 
 use anyhow::Context;
-use flightwatch_config::DatabaseSettings;
+use flightwatch_aws::ConfigSource;
 use flightwatch_local::Options;
 use tracing_subscriber::EnvFilter;
 
@@ -12,19 +12,18 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let url = std::env::var("DATABASE_URL")
-        .context("DATABASE_URL is not set: run scripts/dev.sh, which sets it up")?;
-    let mut db = DatabaseSettings::from_url(&url)?;
+    let source = ConfigSource::from_env()
+        .context("no database configured: run scripts/dev.sh, which sets one up")?;
+    let mut db = flightwatch_aws::load_database_settings(&source).await?;
     db.max_connections = 10;
     let pool = db.pool();
     flightwatch_mysql::migrate_all(&pool)
         .await
         .context("applying migrations")?;
     let options = Options::from_env()?;
-    let stack = flightwatch_local::build(pool, &options)?;
-    let host = std::env::var("FLIGHTWATCH_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let port: u16 = std::env::var("PORT")
-        .ok()
+    let host =
+        flightwatch_config::optional_env("FLIGHTWATCH_HOST").unwrap_or_else(|| "127.0.0.1".into());
+    let port: u16 = flightwatch_config::optional_env("PORT")
         .map(|p| p.parse())
         .transpose()
         .context("PORT must be a port number")?
@@ -32,9 +31,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
         .with_context(|| format!("binding {host}:{port}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let stack = flightwatch_local::build(pool, &options, &url).await?;
     tracing::info!(
-        address = %format!("http://{}", listener.local_addr()?),
-        sms_outbox = %options.sms_outbox.display(),
+        address = %url,
+        sms = %options.sns.as_ref().map_or_else(|| options.sms_outbox.display().to_string(), |_| "SNS".into()),
         api_key = options.api_key.is_some(),
         "flightwatch local stack ready"
     );

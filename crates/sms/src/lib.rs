@@ -213,3 +213,36 @@ pub fn sns_event(
         .collect();
     serde_json::from_value(serde_json::json!({ "Records": records }))
 }
+
+/// Turns a notification as SNS posts it to an HTTP subscriber into the event Lambda would get
+/// for it: the same fields, under the Lambda record's names.
+pub fn sns_event_from_http(
+    notification: &serde_json::Value,
+) -> Result<SnsEvent, serde_json::Error> {
+    let field = |name: &str| {
+        notification
+            .get(name)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let topic_arn = field("TopicArn");
+    let record = serde_json::json!({
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": format!("{}:http", topic_arn.as_str().unwrap_or_default()),
+        "Sns": {
+            "Type": field("Type"),
+            "MessageId": field("MessageId"),
+            "TopicArn": topic_arn,
+            "Subject": field("Subject"),
+            "Message": field("Message"),
+            "Timestamp": field("Timestamp"),
+            "SignatureVersion": field("SignatureVersion"),
+            "Signature": field("Signature"),
+            "SigningCertUrl": field("SigningCertURL"),
+            "UnsubscribeUrl": field("UnsubscribeURL"),
+            "MessageAttributes": notification.get("MessageAttributes").cloned().unwrap_or_else(|| serde_json::json!({})),
+        }
+    });
+    serde_json::from_value(serde_json::json!({ "Records": [record] }))
+}

@@ -1,0 +1,44 @@
+//! The sms function's end of an SNS HTTP subscription: SNS posts each notification here; it is
+//! handed to the sms handler in the same event envelope Lambda would build from it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use flightwatch_sms::Texting;
+use serde_json::Value;
+
+pub(crate) fn router(texting: Texting) -> Router {
+    Router::new()
+        .route(crate::SNS_DELIVERY_PATH, post(deliver))
+        .with_state(texting)
+}
+
+/// Answers at once, as Lambda's async invocation does; the SMS go out on their own task.
+async fn deliver(State(texting): State<Texting>, body: String) -> StatusCode {
+    let Ok(notification) = serde_json::from_str::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    match notification.get("Type").and_then(Value::as_str) {
+        Some("Notification") => {}
+        Some("SubscriptionConfirmation") => {
+            // Real SNS waits for SubscribeURL to be visited; emulators confirm on their own.
+            tracing::info!("subscription confirmation received");
+            return StatusCode::OK;
+        }
+        _ => return StatusCode::BAD_REQUEST,
+    }
+    let event = match flightwatch_sms::sns_event_from_http(&notification) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::error!(error = %e, "not an SNS notification");
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    tokio::spawn(async move {
+        if let Err(e) = flightwatch_sms::handle(&texting, event).await {
+            tracing::error!(error = %e, "sms invocation failed");
+        }
+    });
+    StatusCode::OK
+}

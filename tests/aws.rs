@@ -1,0 +1,282 @@
+//! The AWS adapters through the real SDK against moto server, and the flows on the AWS path:
+//! alerts on an SNS topic, SMS through SNS `Publish`, settings from S3.
+
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use flightwatch_api::alerts::{router, AlertsState};
+use flightwatch_api::publish;
+use flightwatch_aws::{
+    database_settings, s3_client, ConfigSource, LoadError, SnsAlertBus, SnsSmsSender,
+};
+use flightwatch_domain::flight::parse_time;
+use flightwatch_domain::ports::{AlertBus, OutgoingSms, SmsSender};
+use flightwatch_domain::{
+    AirportCode, Alert, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule,
+    PhoneNumber, Publication,
+};
+use flightwatch_e2e::{moto, Harness};
+use flightwatch_local::SnsOptions;
+use http_body_util::BodyExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::MySqlPool;
+use tower::ServiceExt;
+
+/// A phone number no other test uses, so moto's shared SMS log can be read per test.
+fn fresh_phone() -> String {
+    let digits: String = uuid::Uuid::now_v7()
+        .as_u128()
+        .to_string()
+        .chars()
+        .rev()
+        .take(9)
+        .collect();
+    format!("+1555{digits}")
+}
+
+fn schedule() -> FlightSchedule {
+    FlightSchedule {
+        flight_number: FlightNumber::parse("UA123").unwrap(),
+        departure_date: "2026-12-01".parse().unwrap(),
+        origin: AirportCode::parse("SFO").unwrap(),
+        destination: AirportCode::parse("JFK").unwrap(),
+        scheduled_departure: parse_time("2026-12-01T08:05:00-08:00").unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_recipients_go_on_the_topic_in_messages_far_under_the_sns_limit() {
+    let sdk = moto::sdk().await;
+    let topic = moto::topic(&sdk, "alerts").await;
+    let bus = SnsAlertBus::from_config(&sdk, &topic);
+    let alert = Alert {
+        seq: 1,
+        id: AlertId::new(),
+        flight_number: FlightNumber::parse("UA123").unwrap(),
+        departure_date: "2026-12-01".parse().unwrap(),
+        event: EventKind::Delayed,
+        reason: Some(
+            flightwatch_domain::Reason::parse(&"Late inbound aircraft ".repeat(20)).unwrap(),
+        ),
+        estimated_departure: Some(parse_time("2026-12-01T10:30:00-08:00").unwrap()),
+        recipients: 1000,
+        publication: Publication::Pending,
+        created_at: chrono::Utc::now(),
+    };
+    let phones: Vec<PhoneNumber> = (0..1000)
+        .map(|i| PhoneNumber::parse(&format!("+4479111{i:05}")).unwrap())
+        .collect();
+    for m in AlertMessage::split(&alert, &schedule(), &phones) {
+        bus.publish(&m).await.unwrap();
+    }
+    let sent = moto::topic_messages(&topic).await;
+    assert_eq!(sent.len(), 2);
+    let mut received = Vec::new();
+    for raw in &sent {
+        assert!(raw.len() < 256 * 1024 / 4, "{} bytes", raw.len());
+        let m = AlertMessage::parse(raw).unwrap();
+        assert_eq!(m.alert_id, alert.id);
+        received.extend(m.recipients);
+    }
+    received.sort();
+    assert_eq!(received, phones);
+}
+
+#[tokio::test]
+async fn an_sms_goes_out_with_sns_publish_to_the_phone_number() {
+    let sdk = moto::sdk().await;
+    let sender = SnsSmsSender::from_config(&sdk, Some("FLIGHTWTCH".into()));
+    let phone = fresh_phone();
+    let body = "UA123 SFO-JFK 1 Dec: CANCELLED. Reason: Crew shortage";
+    sender
+        .send(&OutgoingSms {
+            to: PhoneNumber::parse(&phone).unwrap(),
+            body: body.into(),
+            alert_id: AlertId::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(moto::sms_to(&phone).await, [body]);
+}
+
+#[tokio::test]
+async fn database_settings_come_from_the_properties_file_in_s3() {
+    let sdk = moto::sdk().await;
+    let s3 = s3_client(&sdk);
+    let bucket = moto::unique("config");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let put = |key: &'static str, text: &'static str| {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                text.as_bytes(),
+            ))
+            .send()
+    };
+    put(
+        "dev/alerts.properties",
+        "jdbc.url=jdbc:mysql://db.internal:3306/flightwatch?sslMode=REQUIRED\njdbc.username=alerts\njdbc.password=hunter2\n",
+    )
+    .await
+    .unwrap();
+    put(
+        "dev/broken.properties",
+        "jdbc.url=postgres://db/flightwatch\njdbc.username=alerts\n",
+    )
+    .await
+    .unwrap();
+    let source = |key: &str| ConfigSource::S3 {
+        bucket: bucket.clone(),
+        key: key.into(),
+    };
+
+    let settings = database_settings(Some(&s3), &source("dev/alerts.properties"))
+        .await
+        .unwrap();
+    assert_eq!(settings.connect_options().get_host(), "db.internal");
+    assert_eq!(settings.connect_options().get_username(), "alerts");
+    assert_eq!(settings.max_connections, 1);
+    assert!(!format!("{settings:?}").contains("hunter2"));
+
+    let err = database_settings(Some(&s3), &source("dev/broken.properties"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("jdbc:mysql://"), "{err}");
+    let err = database_settings(Some(&s3), &source("dev/missing.properties"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::S3 { .. }), "{err}");
+}
+
+async fn register(h: &Harness, phones: &[String]) {
+    let passengers: Vec<Value> = phones
+        .iter()
+        .map(|p| json!({"name": "Passenger", "email": "p@example.com", "phone": p}))
+        .collect();
+    let (status, body) = h
+        .post(
+            "/flights",
+            &json!({
+                "flightNumber": "UA123", "origin": "SFO", "destination": "JFK",
+                "scheduledDeparture": "2026-12-01T08:05:00-08:00",
+                "scheduledArrival": "2026-12-01T16:40:00-05:00",
+                "passengers": passengers,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay_publishes_it(
+    pool: MySqlPool,
+) {
+    let h = Harness::start(pool.clone()).await;
+    register(&h, &[fresh_phone(), fresh_phone()]).await;
+    let sdk = moto::sdk().await;
+    let name = moto::unique("late-topic");
+    let arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
+    let store = Arc::new(flightwatch_mysql::MySqlAlertStore::new(pool.clone()));
+    let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, &arn));
+    let state = AlertsState {
+        store: store.clone(),
+        bus: bus.clone(),
+    };
+    let req = http::Request::post("/notifications")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED"})
+                .to_string(),
+        ))
+        .unwrap();
+    let resp = router(state).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let receipt: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        receipt["publication"], "PENDING",
+        "the topic does not exist yet"
+    );
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM alert_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(error.is_some_and(|e| !e.is_empty()));
+
+    // The topic comes back; once the retry is due, the relay publishes without any client retry.
+    aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
+    sqlx::query("UPDATE alert_outbox SET lease_until = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = publish::relay(store.as_ref(), bus.as_ref(), 10)
+        .await
+        .unwrap();
+    assert_eq!(report.published, 1);
+    let sent = moto::topic_messages(&arn).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        AlertMessage::parse(&sent[0]).unwrap().alert_id.to_string(),
+        receipt["alertId"].as_str().unwrap()
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool: MySqlPool) {
+    let sdk = moto::sdk().await;
+    let topic = moto::topic(&sdk, "alerts").await;
+    let h = Harness::start_with(
+        pool,
+        Some(SnsOptions {
+            alerts_topic_arn: topic.clone(),
+            dead_letter_topic_arn: None,
+            sender_id: None,
+        }),
+    )
+    .await;
+    let phones = [fresh_phone(), fresh_phone()];
+    register(&h, &phones).await;
+    let (status, receipt) = h
+        .post(
+            "/notifications",
+            &json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DELAYED",
+                    "reason": "Late inbound aircraft", "estimatedDeparture": "2026-12-01T10:30:00-08:00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    assert_eq!(receipt["publication"], "PUBLISHED");
+
+    let want = "UA123 SFO-JFK 1 Dec: DELAYED, now departs 10:30 (was 08:05). Reason: Late inbound aircraft";
+    for phone in &phones {
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got = moto::sms_to(phone).await;
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(got, [want], "{phone}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for phone in &phones {
+        assert_eq!(
+            moto::sms_to(phone).await.len(),
+            1,
+            "exactly one SMS to {phone}"
+        );
+    }
+    assert_eq!(moto::topic_messages(&topic).await.len(), 1);
+    assert!(h.sms().is_empty(), "nothing went to the local file");
+}

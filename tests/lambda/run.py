@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""The three Lambda binaries under a real Lambda Runtime API (`cargo lambda watch`), invoked with
+realistic event fixtures (API Gateway REST proxy events with a stage and path parameters, an
+EventBridge schedule, SNS events), against MariaDB and moto: settings read from S3, alerts
+published to the SNS topic, SMS sent with SNS Publish.
+
+Run by scripts/test.sh, which provides DATABASE_URL (a server this user may create databases on)
+and AWS_ENDPOINT_URL (moto). Prints `N passed, N failed` and exits non-zero on any failure.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MOTO = os.environ["AWS_ENDPOINT_URL"]
+DB = urllib.parse.urlparse(os.environ["DATABASE_URL"])
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"==> ok   {name}", file=sys.stderr)
+    else:
+        failed += 1
+        print(f"==> FAIL {name}: {detail}", file=sys.stderr)
+
+
+def sql(statement):
+    subprocess.run(
+        ["mariadb", "-h", DB.hostname, "-P", str(DB.port or 3306), "-u", DB.username, "-e", statement],
+        env={**os.environ, "MYSQL_PWD": urllib.parse.unquote(DB.password or "")},
+        check=True,
+    )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def moto_data():
+    with urllib.request.urlopen(f"{MOTO}/moto-api/data.json") as r:
+        return json.load(r)
+
+
+def sms_to(phone):
+    return [s["message"] for s in moto_data()["sns"]["SMS"] if s["phone_number"] == phone]
+
+
+def topic_messages(arn):
+    for t in moto_data()["sns"]["Topic"]:
+        if t["arn"] == arn:
+            return [n[1] for n in t["sent_notifications"]]
+    return []
+
+
+def main():
+    database = f"flightwatch_lambda_{os.getpid()}"
+    sql(f"CREATE DATABASE {database}")
+    watch = None
+    try:
+        db_url = DB._replace(path=f"/{database}").geturl()
+        subprocess.run(
+            ["cargo", "run", "--quiet", "-p", "flightwatch-mysql", "--bin", "flightwatch-migrate"],
+            cwd=ROOT, env={**os.environ, "DATABASE_URL": db_url}, check=True,
+        )
+
+        aws = dict(endpoint_url=MOTO, region_name="us-east-1")
+        sns, s3 = boto3.client("sns", **aws), boto3.client("s3", **aws)
+        topic = sns.create_topic(Name=f"flightwatch-lambda-alerts-{os.getpid()}")["TopicArn"]
+        dead = sns.create_topic(Name=f"flightwatch-lambda-dead-letters-{os.getpid()}")["TopicArn"]
+        bucket = f"flightwatch-lambda-config-{os.getpid()}"
+        s3.create_bucket(Bucket=bucket)
+        properties = (
+            f"jdbc.url=jdbc:mysql://{DB.hostname}:{DB.port or 3306}/{database}?sslMode=DISABLED\n"
+            f"jdbc.username={DB.username}\njdbc.password={urllib.parse.unquote(DB.password or '')}\n"
+        )
+        s3.put_object(Bucket=bucket, Key="dev/flightwatch.properties", Body=properties.encode())
+
+        port = free_port()
+        env_vars = {
+            "FLIGHTWATCH_CONFIG_BUCKET": bucket,
+            "FLIGHTWATCH_CONFIG_KEY": "dev/flightwatch.properties",
+            "FLIGHTWATCH_ALERTS_TOPIC_ARN": topic,
+            "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN": dead,
+            "AWS_ENDPOINT_URL": MOTO,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+            "RUST_LOG": "info",
+        }
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        args = ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1",
+                "--invoke-port", str(port)]
+        for k, v in env_vars.items():
+            args += ["--env-var", f"{k}={v}"]
+        log_path = Path(f"/tmp/flightwatch-lambda-watch-{os.getpid()}.log")
+        log = open(log_path, "w")
+        watch = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log)
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+
+        def invoke(function, fixture=None, data=None):
+            path = FIXTURES / fixture if fixture else None
+            if data is not None:
+                path = Path(f"/tmp/flightwatch-{os.getpid()}-{function}.json")
+                path.write_text(json.dumps(data))
+            out = subprocess.run(
+                ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1",
+                 "--invoke-port", str(port), "--data-file", str(path), "--output-format", "json"],
+                cwd=ROOT, capture_output=True, text=True, timeout=900,
+            )
+            if out.returncode != 0:
+                return {"invokeError": out.stderr.strip()[-2000:]}
+            return json.loads(out.stdout)
+
+        def http(function, fixture):
+            r = invoke(function, fixture)
+            body = r.get("body")
+            return r.get("statusCode"), (json.loads(body) if body else None), r
+
+        status, flight, raw = http("flights", "register-flight.json")
+        check("flights: POST /dev/flights registers UA123 (201)",
+              status == 201 and flight and flight["flightId"] == "UA123-2026-12-01", raw)
+        status, details, raw = http("flights", "get-flight.json")
+        check("flights: GET /dev/flights/{flightId} returns masked contacts",
+              status == 200 and details["passengers"][0]["phone"] == "+1415•••0100"
+              and "5550100" not in json.dumps(details), raw)
+        status, problem, raw = http("flights", "get-unknown-flight.json")
+        check("flights: an unknown flight is a 404 problem", status == 404 and problem["status"] == 404, raw)
+        status, problem, raw = http("flights", "register-invalid-flight.json")
+        check("flights: invalid input is a 400 problem+json",
+              status == 400 and raw["multiValueHeaders"].get("content-type") == ["application/problem+json"], raw)
+
+        status, receipt, raw = http("alerts", "report-delay.json")
+        check("alerts: POST /dev/notifications is accepted and published (202)",
+              status == 202 and receipt["recipients"] == 2 and receipt["publication"] == "PUBLISHED", raw)
+        status, again, raw = http("alerts", "report-delay.json")
+        check("alerts: the same Idempotency-Key returns the same alert",
+              status == 202 and again and receipt and again["alertId"] == receipt["alertId"], raw)
+        messages = topic_messages(topic)
+        check("alerts: one message on the SNS topic", len(messages) == 1, messages)
+        status, page, raw = http("alerts", "list-alerts.json")
+        check("alerts: GET /dev/alerts lists the alert",
+              status == 200 and [i["alertId"] for i in page["items"]] == [receipt["alertId"]], raw)
+        relay = invoke("alerts", "relay-schedule.json")
+        check("alerts: the scheduled relay finds nothing pending", relay == {"published": 0, "failed": 0}, relay)
+
+        # SNS would now invoke sms with the topic's message: hand it over in the Lambda envelope.
+        event = json.loads((FIXTURES / "sns-alert.json").read_text())
+        event["Records"][0]["Sns"]["Message"] = messages[0] if messages else "{}"
+        event["Records"][0]["Sns"]["TopicArn"] = topic
+        phones = ["+14155550100", "+447911123456"]
+        before = {p: len(sms_to(p)) for p in phones}
+        report = invoke("sms", data=event)
+        check("sms: the topic's message texts both passengers", report.get("sent") == 2, report)
+        text = "UA123 SFO-JFK 1 Dec: DELAYED, now departs 10:30 (was 08:05). Reason: Late inbound aircraft"
+        new = {p: sms_to(p)[before[p]:] for p in phones}
+        check("sms: SNS Publish to each phone, once, with the alert text",
+              all(new[p] == [text] for p in phones), new)
+
+        before = len(sms_to("+447700900123"))
+        report = invoke("sms", "sns-alert.json")
+        check("sms: the SNS event fixture texts its three recipients", report.get("sent") == 3, report)
+        check("sms: the cancellation reads plainly",
+              sms_to("+447700900123")[before:] == ["BA2490 LHR-EDI 2 Dec: CANCELLED. Reason: Crew shortage"],
+              sms_to("+447700900123"))
+        broken = json.loads((FIXTURES / "sns-alert.json").read_text())
+        broken["Records"][0]["Sns"]["Message"] = '{"version": 9}'
+        error = invoke("sms", data=broken)
+        check("sms: an unreadable message fails as NonRetryable", "NonRetryable" in json.dumps(error), error)
+        logs = log_path.read_text(errors="replace")
+        clear = [p for p in ["+14155550100", "+447911123456", "+447700900123", "ada@example.com"] if p in logs]
+        check("logs carry no phone number or email in clear", "sms sent" in logs and not clear, clear)
+    finally:
+        if watch:
+            os.killpg(watch.pid, signal.SIGTERM)
+            try:
+                watch.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(watch.pid, signal.SIGKILL)
+            if failed:
+                print(log_path.read_text(errors="replace")[-20000:], file=sys.stderr)
+        sql(f"DROP DATABASE IF EXISTS {database}")
+    print(f"lambda: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -120,13 +120,13 @@ impl AlertStore for MySqlAlertStore {
     ) -> Result<Recorded, StoreError> {
         // A concurrent identical event can win the insert between our check and our insert: the
         // second pass then finds it and answers with it.
-        for attempt in 0.. {
+        let mut attempt = 1;
+        loop {
             match record_once(&self.pool, id, notification, idempotency).await {
-                Err(e) if attempt == 0 && crate::is_unique_violation(&e) => continue,
+                Err(e) if attempt < crate::ATTEMPTS && crate::is_contention(&e) => attempt += 1,
                 other => return other.map_err(StoreError::new),
             }
         }
-        unreachable!("the loop returns")
     }
 
     async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {

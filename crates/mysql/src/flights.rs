@@ -32,15 +32,15 @@ fn corrupt(what: &str) -> StoreError {
 impl FlightStore for MySqlFlightStore {
     #[tracing::instrument(skip_all, fields(flight_number = %flight.key().number, passengers = flight.passengers().len()))]
     async fn register(&self, flight: &FlightRegistration) -> Result<Registered, StoreError> {
-        // A concurrent first registration of the same flight loses the insert race once, then
-        // merges like any other re-registration.
-        for attempt in 0.. {
+        // A concurrent first registration of the same flight loses the insert race, then merges
+        // like any other re-registration.
+        let mut attempt = 1;
+        loop {
             match register_once(&self.pool, flight).await {
-                Err(e) if attempt == 0 && crate::is_unique_violation(&e) => continue,
+                Err(e) if attempt < crate::ATTEMPTS && crate::is_contention(&e) => attempt += 1,
                 other => return other.map_err(StoreError::new),
             }
         }
-        unreachable!("the loop returns")
     }
 
     async fn find(
@@ -113,14 +113,27 @@ async fn register_once(
     let (dep, dep_off) = time::split(flight.departure());
     let (arr, arr_off) = time::split(flight.arrival());
     let mut tx = pool.begin().await?;
-    let existing: Option<FlightRow> = sqlx::query_as(
-        "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
-         arrival_offset_min FROM flights WHERE flight_number = ? AND departure_date = ? FOR UPDATE",
-    )
-    .bind(key.number.as_str())
-    .bind(key.date)
-    .fetch_optional(&mut *tx)
-    .await?;
+    // Lock the flight row only once it is known to exist: a locking read of a missing row takes a
+    // gap lock, and two first registrations holding gap locks deadlock on their inserts. A lost
+    // insert race fails with a unique violation instead, and the retry finds the row.
+    let exists: Option<u64> =
+        sqlx::query_scalar("SELECT id FROM flights WHERE flight_number = ? AND departure_date = ?")
+            .bind(key.number.as_str())
+            .bind(key.date)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let existing: Option<FlightRow> = match exists {
+        None => None,
+        Some(id) => Some(
+            sqlx::query_as(
+                "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
+                 arrival_offset_min FROM flights WHERE id = ? FOR UPDATE",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?,
+        ),
+    };
     let wanted = (
         flight.origin().as_str().to_owned(),
         flight.destination().as_str().to_owned(),

@@ -33,6 +33,15 @@ pub async fn migrate_all(pool: &MySqlPool) -> Result<(), MigrateError> {
     alerts_migrator().run(pool).await
 }
 
+/// Errors a concurrent writer can cause, which the same transaction run again resolves: a lost
+/// insert race (the second run sees the winner's row) or an InnoDB deadlock (SQLSTATE 40001).
+fn is_contention(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation() || db.code().as_deref() == Some("40001"))
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// How many times a transaction runs before contention is reported as a failure.
+const ATTEMPTS: u32 = 3;

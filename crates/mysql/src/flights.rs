@@ -223,9 +223,11 @@ async fn upsert_passengers(
             .push_bind(now);
     });
     // updated_at first: MySQL evaluates assignments left to right, so it still sees the old values.
+    // Compared as bytes: a change of case is a change.
     qb.push(
         " ON DUPLICATE KEY UPDATE \
-         updated_at = IF(name <> VALUES(name) OR email <> VALUES(email), VALUES(updated_at), updated_at), \
+         updated_at = IF(CAST(name AS BINARY) <> CAST(VALUES(name) AS BINARY) \
+         OR CAST(email AS BINARY) <> CAST(VALUES(email) AS BINARY), VALUES(updated_at), updated_at), \
          name = VALUES(name), email = VALUES(email)",
     );
     qb.build().execute(&mut **tx).await?;

@@ -1,0 +1,186 @@
+//! The flight store on SQLite.
+
+use async_trait::async_trait;
+use flightwatch_domain::flight::FlightSummary;
+use flightwatch_domain::ports::{FlightStore, Registered, StoreError};
+use flightwatch_domain::{
+    AirportCode, Email, FlightKey, FlightRegistration, Passenger, PassengerName, PhoneNumber,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::time;
+
+#[derive(Clone)]
+pub struct SqliteFlightStore {
+    pool: SqlitePool,
+}
+
+impl SqliteFlightStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+type FlightRow = (i64, String, String, i64, i64, i64, i64);
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError(format!("stored {what} is not valid").into())
+}
+
+#[async_trait]
+impl FlightStore for SqliteFlightStore {
+    #[tracing::instrument(skip_all, fields(flight_number = %flight.key().number, passengers = flight.passengers().len()))]
+    async fn register(&self, flight: &FlightRegistration) -> Result<Registered, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match register_once(&self.pool, flight).await {
+                Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => attempt += 1,
+                other => return other.map_err(StoreError::new),
+            }
+        }
+    }
+
+    async fn find(&self, key: &FlightKey) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+        let row: Option<FlightRow> = sqlx::query_as(
+            "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
+             arrival_offset_min FROM flights WHERE flight_number = ? AND departure_date = ?",
+        )
+        .bind(key.number.as_str())
+        .bind(key.date)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::new)?;
+        let Some(row) = row else { return Ok(None) };
+        let rows = sqlx::query("SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id")
+            .bind(row.0)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::new)?;
+        let passengers = rows
+            .iter()
+            .map(|r| {
+                let get = |col: &str| r.try_get::<&str, _>(col).map_err(StoreError::new);
+                Ok(Passenger {
+                    name: PassengerName::parse(get("name")?).map_err(|_| corrupt("name"))?,
+                    email: Email::parse(get("email")?).map_err(|_| corrupt("email"))?,
+                    phone: PhoneNumber::parse(get("phone")?).map_err(|_| corrupt("phone"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let summary = FlightSummary {
+            key: key.clone(),
+            origin: AirportCode::parse(&row.1).map_err(|_| corrupt("origin"))?,
+            destination: AirportCode::parse(&row.2).map_err(|_| corrupt("destination"))?,
+            departure: time::join(row.3, row.4).ok_or_else(|| corrupt("departure"))?,
+            arrival: time::join(row.5, row.6).ok_or_else(|| corrupt("arrival"))?,
+            passenger_count: passengers.len() as u32,
+        };
+        Ok(Some((summary, passengers)))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::new)?;
+        Ok(())
+    }
+}
+
+async fn register_once(pool: &SqlitePool, flight: &FlightRegistration) -> Result<Registered, sqlx::Error> {
+    let now = time::now();
+    let key = flight.key();
+    let (dep, dep_off) = time::split(flight.departure());
+    let (arr, arr_off) = time::split(flight.arrival());
+    let wanted = (
+        flight.origin().as_str().to_owned(),
+        flight.destination().as_str().to_owned(),
+        dep,
+        dep_off,
+        arr,
+        arr_off,
+    );
+    let mut tx = pool.begin_with(crate::BEGIN_WRITE).await?;
+    let existing: Option<FlightRow> = sqlx::query_as(
+        "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
+         arrival_offset_min FROM flights WHERE flight_number = ? AND departure_date = ?",
+    )
+    .bind(key.number.as_str())
+    .bind(key.date)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (flight_id, created) = match existing {
+        None => {
+            let id = sqlx::query(
+                "INSERT INTO flights (flight_number, departure_date, origin, destination, departure_utc, \
+                 departure_offset_min, arrival_utc, arrival_offset_min, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(key.number.as_str())
+            .bind(key.date)
+            .bind(&wanted.0)
+            .bind(&wanted.1)
+            .bind(dep)
+            .bind(dep_off)
+            .bind(arr)
+            .bind(arr_off)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            (id, true)
+        }
+        Some(row) => {
+            // The latest registration is the truth for the schedule; unchanged rows stay untouched.
+            if (row.1.clone(), row.2.clone(), row.3, row.4, row.5, row.6) != wanted {
+                sqlx::query(
+                    "UPDATE flights SET origin = ?, destination = ?, departure_utc = ?, departure_offset_min = ?, \
+                     arrival_utc = ?, arrival_offset_min = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(&wanted.0)
+                .bind(&wanted.1)
+                .bind(dep)
+                .bind(dep_off)
+                .bind(arr)
+                .bind(arr_off)
+                .bind(now)
+                .bind(row.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            (row.0, false)
+        }
+    };
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO passengers (flight_id, phone, name, email, created_at, updated_at) ",
+    );
+    qb.push_values(flight.passengers(), |mut row, p| {
+        row.push_bind(flight_id)
+            .push_bind(p.phone.expose())
+            .push_bind(p.name.as_str())
+            .push_bind(p.email.expose())
+            .push_bind(now)
+            .push_bind(now);
+    });
+    // Only a real change touches the row, so an identical registration changes nothing.
+    qb.push(
+        " ON CONFLICT (flight_id, phone) DO UPDATE SET name = excluded.name, email = excluded.email, \
+         updated_at = excluded.updated_at WHERE name <> excluded.name OR email <> excluded.email",
+    );
+    qb.build().execute(&mut *tx).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passengers WHERE flight_id = ?")
+        .bind(flight_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Registered {
+        flight: FlightSummary {
+            key: key.clone(),
+            origin: flight.origin(),
+            destination: flight.destination(),
+            departure: flight.departure(),
+            arrival: flight.arrival(),
+            passenger_count: count as u32,
+        },
+        created,
+    })
+}

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Black-box smoke test of the local stack, run the way a newcomer would: scripts/dev.sh on a
-# free port with its own database and SMS outbox, exercised with curl.
-# Uses DATABASE_URL's server and credentials (a local MariaDB is set up if it is unset) but
-# a throwaway database flightwatch_smoke_<pid>, dropped on exit.
+# free port with its own data and SMS outbox, exercised with curl.
+#
+#   scripts/smoke.sh sqlite   the default, zero-setup run: no DATABASE_URL, an embedded SQLite
+#                             file in a temp dir; also checks the data survives a restart
+#   scripts/smoke.sh mysql    DATABASE_URL's server and credentials (a local MariaDB is set up if
+#                             it is unset), in a throwaway database flightwatch_smoke_<pid>
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$(fw_root)"
+mode=${1:-sqlite}
+case "$mode" in
+  sqlite | mysql) ;;
+  *) fw_log "usage: scripts/smoke.sh [sqlite|mysql]"; exit 2 ;;
+esac
 
-if [[ -z "${DATABASE_URL:-}" ]]; then
+if [[ "$mode" == mysql && -z "${DATABASE_URL:-}" ]]; then
   fw_mariadb_ensure
   fw_mariadb_app_user
 fi
+if [[ "$mode" == mysql ]]; then
 
 # Credentials from DATABASE_URL, to create and drop the throwaway database.
 url_re='^[a-z]+://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/'
@@ -27,6 +36,7 @@ db_sql() { MYSQL_PWD="$db_pass" mariadb -h "$db_host" -P "$db_port" -u "$db_user
 smoke_db="flightwatch_smoke_$$"
 url_base=${DATABASE_URL%%\?*}
 smoke_url="${url_base%/*}/$smoke_db${DATABASE_URL#"$url_base"}"
+fi
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 api_key=smoke-key
@@ -51,27 +61,45 @@ cleanup() {
     fw_log "smoke failed; server log ($log):"
     cat "$log" >&2 || true
   fi
-  db_sql "DROP DATABASE IF EXISTS $smoke_db" || true
+  if [[ "$mode" == mysql ]]; then db_sql "DROP DATABASE IF EXISTS $smoke_db" || true; fi
   rm -rf "$tmp"
   exit "$rc"
 }
 trap cleanup EXIT
 
-fw_log "creating database $smoke_db"
-db_sql "CREATE DATABASE $smoke_db"
-
-fw_log "starting scripts/dev.sh on port $port (log: $log)"
-export PORT=$port DATABASE_URL=$smoke_url FLIGHTWATCH_API_KEY=$api_key FLIGHTWATCH_SMS_OUTBOX=$outbox
-export RUST_LOG=${RUST_LOG:-info}
-if command -v setsid >/dev/null; then
-  setsid scripts/dev.sh >"$log" 2>&1 &
+if [[ "$mode" == mysql ]]; then
+  fw_log "creating database $smoke_db"
+  db_sql "CREATE DATABASE $smoke_db"
+  export DATABASE_URL=$smoke_url
 else
-  scripts/dev.sh >"$log" 2>&1 &
+  # Nothing but Rust: no database URL at all, the data directory in the temp dir.
+  unset DATABASE_URL FLIGHTWATCH_CONFIG_BUCKET
+  export FLIGHTWATCH_DATA_DIR="$tmp/data"
 fi
-pid=$!
+export PORT=$port FLIGHTWATCH_API_KEY=$api_key FLIGHTWATCH_SMS_OUTBOX=$outbox
+export RUST_LOG=${RUST_LOG:-info}
 
-fw_log "waiting for $base/health (the first run compiles; up to 600 s)"
-fw_wait_http "$base/health" 600 "$pid"
+# start_stack: runs scripts/dev.sh in the background (own process group) and waits for /health.
+start_stack() {
+  fw_log "starting scripts/dev.sh ($mode) on port $port (log: $log)"
+  if command -v setsid >/dev/null; then
+    setsid scripts/dev.sh >>"$log" 2>&1 &
+  else
+    scripts/dev.sh >>"$log" 2>&1 &
+  fi
+  pid=$!
+  fw_log "waiting for $base/health (the first run compiles; up to 600 s)"
+  fw_wait_http "$base/health" 600 "$pid"
+}
+
+# stop_stack: stops dev.sh and whatever cargo started under it.
+stop_stack() {
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=""
+}
+
+start_stack
 
 # call [--no-key] METHOD PATH [BODY]: sets status, ctype and body of the response.
 call() {
@@ -151,5 +179,14 @@ expect_status "POST /flights {} is a 400" 400
 check "POST /flights {} is problem+json" \
   "$([[ "$ctype" == application/problem+json* ]] || echo " content-type is '$ctype'")"
 
-fw_log "smoke: $passed passed, $failed failed"
+if [[ "$mode" == sqlite ]]; then
+  stop_stack
+  start_stack
+  call GET /flights/UA123-2026-12-01
+  expect_status "the SQLite data survives a restart" 200 '"passengerCount":2'
+  check "the SQLite file is where FLIGHTWATCH_DATA_DIR says" \
+    "$([[ -s "$FLIGHTWATCH_DATA_DIR/flightwatch.db" ]] || echo " no $FLIGHTWATCH_DATA_DIR/flightwatch.db")"
+fi
+
+fw_log "smoke ($mode): $passed passed, $failed failed"
 ((failed == 0))

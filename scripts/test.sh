@@ -44,8 +44,9 @@ fw_log "cargo test"
 cargo test --workspace --locked
 done_steps+=(tests)
 
-fw_log "smoke test of the local stack"
-scripts/smoke.sh
+fw_log "smoke test of the local stack, as a newcomer runs it (SQLite) and on MySQL"
+scripts/smoke.sh sqlite
+scripts/smoke.sh mysql
 done_steps+=(smoke)
 
 fw_log "the Lambda binaries under cargo lambda watch"

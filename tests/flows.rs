@@ -37,10 +37,7 @@ fn delay(to: &str) -> Value {
     })
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_delay_reaches_every_passenger_once_and_is_listed(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
-
+async fn a_delay_reaches_every_passenger_once_and_is_listed(h: Harness) {
     let (status, flight) = h.post("/flights", &ua123(two_passengers())).await;
     assert_eq!(status, StatusCode::CREATED, "{flight}");
     assert_eq!(flight["flightId"], "UA123-2026-12-01");
@@ -94,9 +91,7 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(pool: MySqlPool) {
     );
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_cancellation_texts_the_passengers_of_that_flight_only(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn a_cancellation_texts_the_passengers_of_that_flight_only(h: Harness) {
     h.post("/flights", &ua123(two_passengers())).await;
     let mut other = ua123(
         json!([{"name": "Alan Turing", "email": "alan@example.com", "phone": "+441632960001"}]),
@@ -119,9 +114,7 @@ async fn a_cancellation_texts_the_passengers_of_that_flight_only(pool: MySqlPool
     assert!(sms.iter().all(|s| s["to"] != "+441632960001"));
 }
 
-#[sqlx::test(migrations = false)]
-async fn registering_again_merges_and_an_identical_body_changes_nothing(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn registering_again_merges_and_an_identical_body_changes_nothing(h: Harness) {
     assert_eq!(
         h.post("/flights", &ua123(two_passengers())).await.0,
         StatusCode::CREATED
@@ -147,9 +140,7 @@ async fn registering_again_merges_and_an_identical_body_changes_nothing(pool: My
     assert_eq!(h.count("passengers").await, 3);
 }
 
-#[sqlx::test(migrations = false)]
-async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(h: Harness) {
     h.post("/flights", &ua123(two_passengers())).await;
     let notify = |key: &'static str, body: Value| {
         h.send(
@@ -180,9 +171,7 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(pool: MySqlPo
     assert_eq!(h.count("alerts").await, 1);
 }
 
-#[sqlx::test(migrations = false)]
-async fn an_event_already_issued_is_not_sent_again(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn an_event_already_issued_is_not_sent_again(h: Harness) {
     h.post("/flights", &ua123(two_passengers())).await;
     let (status, first) = h
         .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
@@ -204,9 +193,7 @@ async fn an_event_already_issued_is_not_sent_again(pool: MySqlPool) {
     assert_eq!(h.settled_sms().await.len(), 4, "{sms:?}");
 }
 
-#[sqlx::test(migrations = false)]
-async fn alerts_page_through_with_an_opaque_cursor(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn alerts_page_through_with_an_opaque_cursor(h: Harness) {
     h.post(
         "/flights",
         &ua123(json!([{"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}])),
@@ -248,9 +235,7 @@ async fn alerts_page_through_with_an_opaque_cursor(pool: MySqlPool) {
     assert_eq!(cancelled["items"].as_array().unwrap().len(), 0);
 }
 
-#[sqlx::test(migrations = false)]
-async fn bad_input_gets_a_problem_and_stores_nothing(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
     let p = json!([{"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}]);
     let with = |field: &str, value: Value| {
         let mut body = ua123(p.clone());
@@ -477,9 +462,7 @@ async fn bad_input_gets_a_problem_and_stores_nothing(pool: MySqlPool) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
 }
 
-#[sqlx::test(migrations = false)]
-async fn every_api_call_needs_the_api_key(pool: MySqlPool) {
-    let h = Harness::start(pool).await;
+async fn every_api_call_needs_the_api_key(h: Harness) {
     let calls = [
         (Method::POST, "/flights"),
         (Method::GET, "/flights/UA123-2026-12-01"),
@@ -514,3 +497,38 @@ async fn every_api_call_needs_the_api_key(pool: MySqlPool) {
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK, "health needs no key");
 }
+
+/// Every flow runs on both databases: MySQL as in AWS, SQLite as `scripts/dev.sh` runs by default.
+macro_rules! on_both_databases {
+    ($($name:ident),*) => {
+        mod mysql {
+            use super::*;
+            $(
+                #[sqlx::test(migrations = false)]
+                async fn $name(pool: MySqlPool) {
+                    super::$name(Harness::start(pool).await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(Harness::start_sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    a_delay_reaches_every_passenger_once_and_is_listed,
+    a_cancellation_texts_the_passengers_of_that_flight_only,
+    registering_again_merges_and_an_identical_body_changes_nothing,
+    a_retry_with_the_same_idempotency_key_sends_nothing_again,
+    an_event_already_issued_is_not_sent_again,
+    alerts_page_through_with_an_opaque_cursor,
+    bad_input_gets_a_problem_and_stores_nothing,
+    every_api_call_needs_the_api_key
+);

@@ -113,9 +113,9 @@ fw_wait_http() {
 # Puts the venv's bin/ first on PATH.
 fw_python_tools() {
   local venv="$HOME/.cache/flightwatch/venv"
-  local want=(moto_server cargo-lambda openapi-spec-validator)
+  local tools=(moto_server cargo-lambda openapi-spec-validator)
   local missing=0 tool
-  for tool in "${want[@]}"; do [[ -x "$venv/bin/$tool" ]] || missing=1; done
+  for tool in "${tools[@]}"; do [[ -x "$venv/bin/$tool" ]] || missing=1; done
   if ((missing)); then
     fw_log "installing moto[server], cargo-lambda and openapi-spec-validator into $venv"
     [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv"

@@ -6,17 +6,24 @@ use std::time::Duration;
 
 pub mod moto;
 
-use flightwatch_local::{LocalStack, Options, SnsOptions};
+use flightwatch_local::{LocalStack, Options, SnsOptions, Stores};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
-use sqlx::MySqlPool;
+use sqlx::{MySqlPool, SqlitePool};
+
+/// The database behind a harness, for counting rows.
+#[derive(Clone)]
+pub enum Db {
+    MySql(MySqlPool),
+    Sqlite(SqlitePool),
+}
 
 pub const API_KEY: &str = "e2e-key";
 
 pub struct Harness {
     pub base: String,
     pub http: reqwest::Client,
-    pub pool: MySqlPool,
+    pub db: Db,
     pub outbox: PathBuf,
     dir: PathBuf,
     stack: LocalStack,
@@ -24,7 +31,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Migrates the (fresh) database behind `pool` and starts the stack on 127.0.0.1:0.
+    /// Migrates the (fresh) MySQL database behind `pool` and starts the stack on 127.0.0.1:0.
     pub async fn start(pool: MySqlPool) -> Self {
         Self::start_with(pool, None).await
     }
@@ -34,7 +41,25 @@ impl Harness {
         flightwatch_mysql::migrate_all(&pool)
             .await
             .expect("migrations apply");
-        let dir = std::env::temp_dir().join(format!("flightwatch-e2e-{}", uuid::Uuid::now_v7()));
+        Self::serve(
+            Stores::mysql(pool.clone()),
+            Db::MySql(pool),
+            sns,
+            temp_dir(),
+        )
+        .await
+    }
+
+    /// The stack on a fresh embedded SQLite database, as `scripts/dev.sh` runs by default.
+    pub async fn start_sqlite() -> Self {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("flightwatch.db").display());
+        let pool = flightwatch_sqlite::open(&url).await.expect("sqlite opens");
+        Self::serve(Stores::sqlite(pool.clone()), Db::Sqlite(pool), None, dir).await
+    }
+
+    async fn serve(stores: Stores, db: Db, sns: Option<SnsOptions>, dir: PathBuf) -> Self {
         let outbox = dir.join("sms-outbox.jsonl");
         let options = Options {
             api_key: Some(API_KEY.into()),
@@ -48,7 +73,7 @@ impl Harness {
             .await
             .expect("port");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let stack = flightwatch_local::build(pool.clone(), &options, &base)
+        let stack = flightwatch_local::build(stores, &options, &base)
             .await
             .expect("stack builds");
         let router = stack.router.clone();
@@ -58,7 +83,7 @@ impl Harness {
         Self {
             base,
             http: reqwest::Client::new(),
-            pool,
+            db,
             outbox,
             dir,
             stack,
@@ -130,10 +155,12 @@ impl Harness {
 
     pub async fn count(&self, table: &str) -> i64 {
         // Table names come from the tests themselves, never from input.
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.db {
+            Db::MySql(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await,
+            Db::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await,
+        }
+        .expect("count")
     }
 }
 
@@ -143,6 +170,10 @@ impl Drop for Harness {
         self.stack.relay.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("flightwatch-e2e-{}", uuid::Uuid::now_v7()))
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: flightwatch_local::Router) {

@@ -11,11 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flightwatch_api::publish;
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{AlertBus, AlertStore, BusError, FlightStore, Idempotency, Recorded};
+use flightwatch_domain::ports::{
+    AlertBus, AlertStore, BusError, FlightStore, Idempotency, Recorded,
+};
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, Email, EventKind, FlightEvent, FlightKey,
-    FlightNumber, FlightRegistration, Notification, Passenger, PassengerName, PhoneNumber, Publication,
-    Reason,
+    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, Email, EventKind, FlightEvent,
+    FlightKey, FlightNumber, FlightRegistration, Notification, Passenger, PassengerName,
+    PhoneNumber, Publication, Reason,
 };
 
 /// What a contract needs to look at that the ports do not show.
@@ -116,7 +118,9 @@ fn created(r: Recorded) -> Alert {
 
 async fn with_passengers(b: &Backend, n: u32) {
     b.flights
-        .register(&registration((1..=n).map(|i| passenger(i, "p@example.com")).collect()))
+        .register(&registration(
+            (1..=n).map(|i| passenger(i, "p@example.com")).collect(),
+        ))
         .await
         .unwrap();
 }
@@ -124,25 +128,40 @@ async fn with_passengers(b: &Backend, n: u32) {
 pub async fn registering_again_merges_passengers_by_phone(b: &Backend) {
     let first = b
         .flights
-        .register(&registration(vec![passenger(1, "a@example.com"), passenger(2, "b@example.com")]))
+        .register(&registration(vec![
+            passenger(1, "a@example.com"),
+            passenger(2, "b@example.com"),
+        ]))
         .await
         .unwrap();
     assert!(first.created);
     assert_eq!(first.flight.passenger_count, 2);
     let again = b
         .flights
-        .register(&registration(vec![passenger(2, "b.new@example.com"), passenger(3, "c@example.com")]))
+        .register(&registration(vec![
+            passenger(2, "b.new@example.com"),
+            passenger(3, "c@example.com"),
+        ]))
         .await
         .unwrap();
     assert!(!again.created);
     assert_eq!(again.flight.passenger_count, 3);
     let (_, passengers) = b.flights.find(&key()).await.unwrap().unwrap();
-    let emails: Vec<_> = passengers.iter().map(|p| p.email.expose().to_owned()).collect();
-    assert_eq!(emails, ["a@example.com", "b.new@example.com", "c@example.com"]);
+    let emails: Vec<_> = passengers
+        .iter()
+        .map(|p| p.email.expose().to_owned())
+        .collect();
+    assert_eq!(
+        emails,
+        ["a@example.com", "b.new@example.com", "c@example.com"]
+    );
 }
 
 pub async fn an_identical_registration_changes_nothing(b: &Backend) {
-    let reg = registration(vec![passenger(1, "a@example.com"), passenger(2, "b@example.com")]);
+    let reg = registration(vec![
+        passenger(1, "a@example.com"),
+        passenger(2, "b@example.com"),
+    ]);
     b.flights.register(&reg).await.unwrap();
     let before = b.probe.modification_marks().await;
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -153,20 +172,35 @@ pub async fn an_identical_registration_changes_nothing(b: &Backend) {
 }
 
 pub async fn a_changed_schedule_is_updated_on_registration(b: &Backend) {
-    b.flights.register(&registration(vec![passenger(1, "a@example.com")])).await.unwrap();
-    let later = registration_at("2026-12-01T09:05:00-08:00", vec![passenger(1, "a@example.com")]);
+    b.flights
+        .register(&registration(vec![passenger(1, "a@example.com")]))
+        .await
+        .unwrap();
+    let later = registration_at(
+        "2026-12-01T09:05:00-08:00",
+        vec![passenger(1, "a@example.com")],
+    );
     let again = b.flights.register(&later).await.unwrap();
     assert!(!again.created);
     let (summary, _) = b.flights.find(&key()).await.unwrap().unwrap();
-    assert_eq!(summary.departure, parse_time("2026-12-01T09:05:00-08:00").unwrap());
+    assert_eq!(
+        summary.departure,
+        parse_time("2026-12-01T09:05:00-08:00").unwrap()
+    );
     let schedule = b.alerts.schedule(&key()).await.unwrap().unwrap();
     assert_eq!(schedule.scheduled_departure, summary.departure);
 }
 
 pub async fn concurrent_first_registrations_make_one_flight(b: &Backend) {
-    let regs: Vec<_> = (1..=4).map(|i| registration(vec![passenger(i, "p@example.com")])).collect();
+    let regs: Vec<_> = (1..=4)
+        .map(|i| registration(vec![passenger(i, "p@example.com")]))
+        .collect();
     let results = futures::future::join_all(regs.iter().map(|r| b.flights.register(r))).await;
-    let created = results.into_iter().map(|r| r.unwrap().created).filter(|c| *c).count();
+    let created = results
+        .into_iter()
+        .map(|r| r.unwrap().created)
+        .filter(|c| *c)
+        .count();
     assert_eq!(created, 1);
     assert_eq!(b.probe.count("flights").await, 1);
     assert_eq!(b.probe.count("passengers").await, 4);
@@ -180,31 +214,73 @@ pub async fn an_unknown_flight_has_no_schedule_and_no_details(b: &Backend) {
 pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &Backend) {
     with_passengers(b, 3).await;
     let schedule = b.alerts.schedule(&key()).await.unwrap().unwrap();
-    assert_eq!(schedule.scheduled_departure, parse_time("2026-12-01T08:05:00-08:00").unwrap());
-    let alert = created(b.alerts.record(AlertId::new(), &delayed_to("10:30"), None).await.unwrap());
+    assert_eq!(
+        schedule.scheduled_departure,
+        parse_time("2026-12-01T08:05:00-08:00").unwrap()
+    );
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
     assert_eq!(alert.recipients, 3);
     assert_eq!(alert.publication, Publication::Pending);
-    assert_eq!(alert.estimated_departure, Some(parse_time("2026-12-01T10:30:00-08:00").unwrap()));
+    assert_eq!(
+        alert.estimated_departure,
+        Some(parse_time("2026-12-01T10:30:00-08:00").unwrap())
+    );
     assert_eq!(b.probe.count("alert_outbox").await, 1);
     assert_eq!(b.probe.count("alert_recipients").await, 3);
     // Passengers registered later are not recipients of an alert already issued.
-    b.flights.register(&registration(vec![passenger(4, "p@example.com")])).await.unwrap();
-    let pending = b.alerts.claim(alert.id, Duration::from_secs(30)).await.unwrap().unwrap();
+    b.flights
+        .register(&registration(vec![passenger(4, "p@example.com")]))
+        .await
+        .unwrap();
+    let pending = b
+        .alerts
+        .claim(alert.id, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pending.recipients.len(), 3);
     assert_eq!(pending.flight, schedule);
 }
 
 pub async fn an_identical_event_is_issued_once(b: &Backend) {
     with_passengers(b, 1).await;
-    let first = created(b.alerts.record(AlertId::new(), &delayed_to("10:30"), None).await.unwrap());
-    match b.alerts.record(AlertId::new(), &delayed_to("10:30"), None).await.unwrap() {
+    let first = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
+    match b
+        .alerts
+        .record(AlertId::new(), &delayed_to("10:30"), None)
+        .await
+        .unwrap()
+    {
         Recorded::Duplicate(a) => assert_eq!(a.id, first.id),
         other => panic!("expected the existing alert, got {other:?}"),
     }
-    created(b.alerts.record(AlertId::new(), &delayed_to("11:00"), None).await.unwrap());
-    created(b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap());
+    created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("11:00"), None)
+            .await
+            .unwrap(),
+    );
+    created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None)
+            .await
+            .unwrap(),
+    );
     assert!(matches!(
-        b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap(),
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None)
+            .await
+            .unwrap(),
         Recorded::Duplicate(_)
     ));
     assert_eq!(b.probe.count("alerts").await, 3);
@@ -216,8 +292,18 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
         key: "retry-me".into(),
         fingerprint: "f".repeat(64),
     };
-    let first = created(b.alerts.record(AlertId::new(), &delayed_to("10:30"), Some(&idem)).await.unwrap());
-    match b.alerts.record(AlertId::new(), &delayed_to("10:30"), Some(&idem)).await.unwrap() {
+    let first = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+            .await
+            .unwrap(),
+    );
+    match b
+        .alerts
+        .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+        .await
+        .unwrap()
+    {
         Recorded::Replayed { alert, created } => {
             assert_eq!(alert.id, first.id);
             assert!(created);
@@ -229,7 +315,10 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
         ..idem.clone()
     };
     assert_eq!(
-        b.alerts.record(AlertId::new(), &delayed_to("11:00"), Some(&other_body)).await.unwrap(),
+        b.alerts
+            .record(AlertId::new(), &delayed_to("11:00"), Some(&other_body))
+            .await
+            .unwrap(),
         Recorded::KeyReused
     );
     // Keys are exact: another case is another key, and here a duplicate event.
@@ -237,12 +326,22 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
         key: "RETRY-ME".into(),
         ..idem
     };
-    match b.alerts.record(AlertId::new(), &delayed_to("10:30"), Some(&upper)).await.unwrap() {
+    match b
+        .alerts
+        .record(AlertId::new(), &delayed_to("10:30"), Some(&upper))
+        .await
+        .unwrap()
+    {
         Recorded::Duplicate(a) => assert_eq!(a.id, first.id),
         other => panic!("expected the existing alert, got {other:?}"),
     }
     // Replaying that key answers as a duplicate did: 200, not 202.
-    match b.alerts.record(AlertId::new(), &delayed_to("10:30"), Some(&upper)).await.unwrap() {
+    match b
+        .alerts
+        .record(AlertId::new(), &delayed_to("10:30"), Some(&upper))
+        .await
+        .unwrap()
+    {
         Recorded::Replayed { created, .. } => assert!(!created),
         other => panic!("expected a replay, got {other:?}"),
     }
@@ -256,7 +355,9 @@ pub async fn concurrent_requests_with_one_key_record_one_alert(b: &Backend) {
         fingerprint: "a".repeat(64),
     };
     let n = delayed_to("10:30");
-    let results = futures::future::join_all((0..6).map(|_| b.alerts.record(AlertId::new(), &n, Some(&idem)))).await;
+    let results =
+        futures::future::join_all((0..6).map(|_| b.alerts.record(AlertId::new(), &n, Some(&idem))))
+            .await;
     let mut ids = Vec::new();
     let mut created_count = 0;
     for r in results {
@@ -278,8 +379,12 @@ pub async fn concurrent_requests_with_one_key_record_one_alert(b: &Backend) {
 pub async fn concurrent_identical_events_without_keys_record_one_alert(b: &Backend) {
     with_passengers(b, 1).await;
     let n = delayed_to("10:30");
-    let results = futures::future::join_all((0..6).map(|_| b.alerts.record(AlertId::new(), &n, None))).await;
-    let created_count = results.into_iter().filter(|r| matches!(r, Ok(Recorded::Created(_)))).count();
+    let results =
+        futures::future::join_all((0..6).map(|_| b.alerts.record(AlertId::new(), &n, None))).await;
+    let created_count = results
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Recorded::Created(_))))
+        .count();
     assert_eq!(created_count, 1);
     assert_eq!(b.probe.count("alerts").await, 1);
 }
@@ -300,7 +405,12 @@ pub async fn alerts_page_newest_first_and_stay_stable_under_inserts(b: &Backend)
     let p1 = b.alerts.list(&page(None)).await.unwrap();
     assert_eq!(p1.iter().map(|a| a.id).collect::<Vec<_>>(), ids[0..3]);
     // A new alert arriving between pages does not shift the next page.
-    created(b.alerts.record(AlertId::new(), &delayed_to("12:00"), None).await.unwrap());
+    created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("12:00"), None)
+            .await
+            .unwrap(),
+    );
     let p2 = b.alerts.list(&page(Some(p1[2].seq))).await.unwrap();
     assert_eq!(p2.iter().map(|a| a.id).collect::<Vec<_>>(), ids[3..6]);
     let p3 = b.alerts.list(&page(Some(p2[2].seq))).await.unwrap();
@@ -309,9 +419,19 @@ pub async fn alerts_page_newest_first_and_stay_stable_under_inserts(b: &Backend)
 
 pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
     with_passengers(b, 1).await;
-    let delay = created(b.alerts.record(AlertId::new(), &delayed_to("10:30"), None).await.unwrap());
+    let delay = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let cancel = created(b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap());
+    let cancel = created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None)
+            .await
+            .unwrap(),
+    );
     let list = |f: &dyn Fn(&mut AlertQuery)| {
         let mut q = AlertQuery {
             limit: 50,
@@ -319,40 +439,99 @@ pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
         };
         f(&mut q);
         let alerts = b.alerts.clone();
-        async move { alerts.list(&q).await.unwrap().into_iter().map(|a| a.id).collect::<Vec<_>>() }
+        async move {
+            alerts
+                .list(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        }
     };
-    assert_eq!(list(&|q| q.event = Some(EventKind::Cancelled)).await, [cancel.id]);
-    assert_eq!(list(&|q| q.event = Some(EventKind::Delayed)).await, [delay.id]);
-    assert_eq!(list(&|q| q.flight_number = FlightNumber::parse("UA123").ok()).await, [cancel.id, delay.id]);
-    assert!(list(&|q| q.flight_number = FlightNumber::parse("BA1").ok()).await.is_empty());
-    assert!(list(&|q| q.departure_date = "2026-12-02".parse().ok()).await.is_empty());
-    assert_eq!(list(&|q| q.departure_date = "2026-12-01".parse().ok()).await.len(), 2);
+    assert_eq!(
+        list(&|q| q.event = Some(EventKind::Cancelled)).await,
+        [cancel.id]
+    );
+    assert_eq!(
+        list(&|q| q.event = Some(EventKind::Delayed)).await,
+        [delay.id]
+    );
+    assert_eq!(
+        list(&|q| q.flight_number = FlightNumber::parse("UA123").ok()).await,
+        [cancel.id, delay.id]
+    );
+    assert!(list(&|q| q.flight_number = FlightNumber::parse("BA1").ok())
+        .await
+        .is_empty());
+    assert!(list(&|q| q.departure_date = "2026-12-02".parse().ok())
+        .await
+        .is_empty());
+    assert_eq!(
+        list(&|q| q.departure_date = "2026-12-01".parse().ok())
+            .await
+            .len(),
+        2
+    );
     let at = cancel.created_at;
-    assert_eq!(list(&|q| q.since = Some(at)).await, [cancel.id], "since is inclusive");
+    assert_eq!(
+        list(&|q| q.since = Some(at)).await,
+        [cancel.id],
+        "since is inclusive"
+    );
     let after = at + chrono::Duration::seconds(1);
     assert!(list(&|q| q.since = Some(after)).await.is_empty());
 }
 
 pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Backend) {
     with_passengers(b, 1).await;
-    let alert = created(b.alerts.record(AlertId::new(), &delayed_to("10:30"), None).await.unwrap());
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
     let lease = Duration::from_secs(30);
     let first = b.alerts.claim(alert.id, lease).await.unwrap().unwrap();
     assert_eq!(first.attempts, 1);
-    assert!(b.alerts.claim(alert.id, lease).await.unwrap().is_none(), "leased");
-    assert!(b.alerts.claim_due(10, lease).await.unwrap().is_empty(), "leased");
+    assert!(
+        b.alerts.claim(alert.id, lease).await.unwrap().is_none(),
+        "leased"
+    );
+    assert!(
+        b.alerts.claim_due(10, lease).await.unwrap().is_empty(),
+        "leased"
+    );
     // A failure makes it due again after the retry delay, not before.
-    b.alerts.mark_failed(alert.id, "topic unreachable", Duration::from_secs(60)).await.unwrap();
+    b.alerts
+        .mark_failed(alert.id, "topic unreachable", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(b.alerts.claim_due(10, lease).await.unwrap().is_empty());
-    b.alerts.mark_failed(alert.id, "topic unreachable", Duration::ZERO).await.unwrap();
+    b.alerts
+        .mark_failed(alert.id, "topic unreachable", Duration::ZERO)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let due = b.alerts.claim_due(10, lease).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].attempts, 2);
     b.alerts.mark_progress(alert.id, 1).await.unwrap();
     b.alerts.mark_published(alert.id).await.unwrap();
-    assert!(b.alerts.claim(alert.id, Duration::ZERO).await.unwrap().is_none());
-    let listed = b.alerts.list(&AlertQuery { limit: 1, ..AlertQuery::default() }).await.unwrap();
+    assert!(b
+        .alerts
+        .claim(alert.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_none());
+    let listed = b
+        .alerts
+        .list(&AlertQuery {
+            limit: 1,
+            ..AlertQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(listed[0].publication, Publication::Published);
 }
 
@@ -368,7 +547,12 @@ struct FlakyBus {
 impl AlertBus for FlakyBus {
     async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
         let targeted = self.fail_part.is_none_or(|p| p == message.part);
-        if targeted && self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        if targeted
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
             return Err(BusError("topic unreachable".into()));
         }
         self.published.lock().unwrap().push(message.clone());
@@ -382,20 +566,39 @@ pub async fn a_failed_publish_stays_pending_until_the_relay_publishes_it(b: &Bac
         failures: AtomicU32::new(1),
         ..FlakyBus::default()
     };
-    let alert = created(b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap());
-    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id).await.is_err());
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None)
+            .await
+            .unwrap(),
+    );
+    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id)
+        .await
+        .is_err());
     let (attempts, error) = b.probe.outbox_attempts().await;
     assert_eq!(attempts, 1);
     assert!(error.is_some_and(|e| e.contains("topic unreachable")));
     // Not due before its retry delay; published by the relay once it is.
-    assert_eq!(publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap(), publish::RelayReport::default());
+    assert_eq!(
+        publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap(),
+        publish::RelayReport::default()
+    );
     b.probe.make_outbox_due().await;
-    assert_eq!(publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap().published, 1);
+    assert_eq!(
+        publish::relay(b.alerts.as_ref(), &bus, 10)
+            .await
+            .unwrap()
+            .published,
+        1
+    );
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].alert_id, alert.id);
     assert_eq!(published[0].recipients.len(), 3);
-    assert_eq!(publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap(), publish::RelayReport::default());
+    assert_eq!(
+        publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap(),
+        publish::RelayReport::default()
+    );
     let (attempts, error) = b.probe.outbox_attempts().await;
     assert_eq!((attempts, error), (2, None));
 }
@@ -407,19 +610,34 @@ pub async fn a_big_alert_resumes_after_the_parts_already_published(b: &Backend) 
         fail_part: Some(2),
         ..FlakyBus::default()
     };
-    let alert = created(b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap());
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None)
+            .await
+            .unwrap(),
+    );
     assert_eq!(alert.recipients, 1000);
-    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id).await.is_err());
+    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id)
+        .await
+        .is_err());
     assert_eq!(bus.published.lock().unwrap().len(), 1);
     b.probe.make_outbox_due().await;
     publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap();
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.iter().map(|m| m.part).collect::<Vec<_>>(), [1, 2]);
-    let mut phones: Vec<_> = published.iter().flat_map(|m| m.recipients.clone()).collect();
+    let mut phones: Vec<_> = published
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
     phones.sort();
     phones.dedup();
     assert_eq!(phones.len(), 1000, "every recipient in exactly one part");
-    assert!(b.alerts.claim_due(10, publish::LEASE).await.unwrap().is_empty());
+    assert!(b
+        .alerts
+        .claim_due(10, publish::LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn times_keep_their_instant_and_offset(b: &Backend) {
@@ -446,8 +664,23 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
         reason: None,
     };
     let alert = created(b.alerts.record(AlertId::new(), &n, None).await.unwrap());
-    let listed = b.alerts.list(&AlertQuery { limit: 1, ..AlertQuery::default() }).await.unwrap();
+    let listed = b
+        .alerts
+        .list(&AlertQuery {
+            limit: 1,
+            ..AlertQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(listed[0].estimated_departure, alert.estimated_departure);
-    assert_eq!(listed[0].estimated_departure.unwrap().to_rfc3339(), "2026-11-30T20:15:30+00:00");
-    assert!((listed[0].created_at - chrono::Utc::now()).num_seconds().abs() < 60);
+    assert_eq!(
+        listed[0].estimated_departure.unwrap().to_rfc3339(),
+        "2026-11-30T20:15:30+00:00"
+    );
+    assert!(
+        (listed[0].created_at - chrono::Utc::now())
+            .num_seconds()
+            .abs()
+            < 60
+    );
 }

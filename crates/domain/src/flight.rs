@@ -137,8 +137,9 @@ pub struct Passenger {
 /// Parses an RFC 3339 time that carries its offset (`Z` counts as one). Schedules are kept to
 /// the second: fractions are dropped here, so every store keeps exactly what was parsed.
 pub fn parse_time(raw: &str) -> Result<DateTime<FixedOffset>, &'static str> {
-    let t = DateTime::parse_from_rfc3339(raw)
-        .map_err(|_| "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T08:05:00-08:00")?;
+    let t = DateTime::parse_from_rfc3339(raw).map_err(|_| {
+        "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T08:05:00-08:00"
+    })?;
     Ok(t.with_nanosecond(0).unwrap_or(t))
 }
 

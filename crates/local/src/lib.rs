@@ -20,11 +20,13 @@ pub use axum::Router;
 use flightwatch_api::alerts::AlertsState;
 use flightwatch_api::flights::FlightsState;
 use flightwatch_api::{auth, publish, ApiError};
+use flightwatch_aws::ConfigSource;
 use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
 use flightwatch_domain::ports::{AlertBus, AlertStore, FlightStore};
 use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
 use flightwatch_sms::{Policy, Texting};
-use sqlx::MySqlPool;
+use flightwatch_sqlite::{SqliteAlertStore, SqliteFlightStore};
+use sqlx::{MySqlPool, SqlitePool};
 use tokio::task::JoinHandle;
 
 pub use bus::InProcessBus;
@@ -98,15 +100,92 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
     axum::serve(listener, router).await
 }
 
-/// Wires the stack over an already migrated database. `public_url` is where the stack will be
-/// listening: on the AWS path the alerts topic delivers to `{public_url}/sns/alerts`.
+/// Both functions' stores, on one database.
+#[derive(Clone)]
+pub struct Stores {
+    pub flights: Arc<dyn FlightStore>,
+    pub alerts: Arc<dyn AlertStore>,
+}
+
+impl Stores {
+    /// MySQL, as in AWS: for a pool whose migrations are applied.
+    pub fn mysql(pool: MySqlPool) -> Self {
+        Self {
+            flights: Arc::new(MySqlFlightStore::new(pool.clone())),
+            alerts: Arc::new(MySqlAlertStore::new(pool)),
+        }
+    }
+
+    /// The embedded default: for a pool from `flightwatch_sqlite::open`.
+    pub fn sqlite(pool: SqlitePool) -> Self {
+        Self {
+            flights: Arc::new(SqliteFlightStore::new(pool.clone())),
+            alerts: Arc::new(SqliteAlertStore::new(pool)),
+        }
+    }
+}
+
+/// Where the local stack keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// `DATABASE_URL=mysql://...`, or the JDBC properties in S3.
+    MySql(ConfigSource),
+    /// `DATABASE_URL=sqlite://...`, or by default `$FLIGHTWATCH_DATA_DIR/flightwatch.db`.
+    Sqlite(String),
+}
+
+impl Database {
+    pub fn from_env() -> anyhow::Result<Self> {
+        use flightwatch_config::optional_env as var;
+        match var("DATABASE_URL") {
+            Some(url) if url.starts_with("sqlite:") => Ok(Self::Sqlite(url)),
+            Some(url) if url.starts_with("mysql:") || url.starts_with("mariadb:") => {
+                Ok(Self::MySql(ConfigSource::Url(url)))
+            }
+            Some(_) => anyhow::bail!("DATABASE_URL must be a mysql:// or sqlite:// URL"),
+            None if var("FLIGHTWATCH_CONFIG_BUCKET").is_some() => {
+                Ok(Self::MySql(ConfigSource::from_env()?))
+            }
+            None => {
+                let dir = var("FLIGHTWATCH_DATA_DIR").unwrap_or_else(|| ".flightwatch".into());
+                std::fs::create_dir_all(&dir)?;
+                Ok(Self::Sqlite(format!("sqlite://{dir}/flightwatch.db")))
+            }
+        }
+    }
+
+    /// Connects and applies the migrations.
+    pub async fn open(&self) -> anyhow::Result<Stores> {
+        match self {
+            Self::MySql(source) => {
+                let mut db = flightwatch_aws::load_database_settings(source).await?;
+                db.max_connections = 10;
+                let pool = db.pool();
+                flightwatch_mysql::migrate_all(&pool).await?;
+                Ok(Stores::mysql(pool))
+            }
+            Self::Sqlite(url) => Ok(Stores::sqlite(flightwatch_sqlite::open(url).await?)),
+        }
+    }
+
+    /// For the log: which kind and where, never a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::MySql(ConfigSource::Url(_)) => "MySQL (DATABASE_URL)".into(),
+            Self::MySql(ConfigSource::S3 { bucket, key }) => format!("MySQL (s3://{bucket}/{key})"),
+            Self::Sqlite(url) => format!("SQLite ({url})"),
+        }
+    }
+}
+
+/// Wires the stack over migrated stores. `public_url` is where the stack will be listening: on
+/// the AWS path the alerts topic delivers to `{public_url}/sns/alerts`.
 pub async fn build(
-    pool: MySqlPool,
+    stores: Stores,
     options: &Options,
     public_url: &str,
 ) -> anyhow::Result<LocalStack> {
-    let flights: Arc<dyn FlightStore> = Arc::new(MySqlFlightStore::new(pool.clone()));
-    let alerts: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(pool));
+    let Stores { flights, alerts } = stores;
     let (bus, sns_delivery): (Arc<dyn AlertBus>, Option<Router>) = match &options.sns {
         None => {
             let bus = InProcessBus::new();

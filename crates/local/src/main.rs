@@ -1,8 +1,7 @@
 //! `flightwatch-local`: runs the whole system on 127.0.0.1 (see `scripts/dev.sh`).
 
 use anyhow::Context;
-use flightwatch_aws::ConfigSource;
-use flightwatch_local::Options;
+use flightwatch_local::{Database, Options};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -12,14 +11,11 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let source = ConfigSource::from_env()
-        .context("no database configured: run scripts/dev.sh, which sets one up")?;
-    let mut db = flightwatch_aws::load_database_settings(&source).await?;
-    db.max_connections = 10;
-    let pool = db.pool();
-    flightwatch_mysql::migrate_all(&pool)
+    let database = Database::from_env()?;
+    let stores = database
+        .open()
         .await
-        .context("applying migrations")?;
+        .with_context(|| format!("opening {}", database.describe()))?;
     let options = Options::from_env()?;
     let host =
         flightwatch_config::optional_env("FLIGHTWATCH_HOST").unwrap_or_else(|| "127.0.0.1".into());
@@ -32,9 +28,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {host}:{port}"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let stack = flightwatch_local::build(pool, &options, &url).await?;
+    let stack = flightwatch_local::build(stores, &options, &url).await?;
     tracing::info!(
         address = %url,
+        database = %database.describe(),
         sms = %options.sns.as_ref().map_or_else(|| options.sms_outbox.display().to_string(), |_| "SNS".into()),
         api_key = options.api_key.is_some(),
         "flightwatch local stack ready"

@@ -25,7 +25,8 @@ impl SqliteAlertStore {
     }
 }
 
-const ALERT_COLUMNS: &str = "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
+const ALERT_COLUMNS: &str =
+    "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
      a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, o.published_at";
 
 fn invalid(what: &str) -> sqlx::Error {
@@ -37,15 +38,24 @@ fn alert_from_row(r: &SqliteRow) -> Result<Alert, sqlx::Error> {
         r.try_get::<Option<i64>, _>("estimated_departure_utc")?,
         r.try_get::<Option<i64>, _>("estimated_offset_min")?,
     ) {
-        (Some(t), Some(off)) => Some(time::join(t, off).ok_or_else(|| invalid("estimated_departure"))?),
+        (Some(t), Some(off)) => {
+            Some(time::join(t, off).ok_or_else(|| invalid("estimated_departure"))?)
+        }
         _ => None,
     };
     Ok(Alert {
         seq: r.try_get("seq")?,
-        id: r.try_get::<&str, _>("alert_id")?.parse().map_err(|_| invalid("alert_id"))?,
-        flight_number: FlightNumber::parse(r.try_get("flight_number")?).map_err(|_| invalid("flight_number"))?,
+        id: r
+            .try_get::<&str, _>("alert_id")?
+            .parse()
+            .map_err(|_| invalid("alert_id"))?,
+        flight_number: FlightNumber::parse(r.try_get("flight_number")?)
+            .map_err(|_| invalid("flight_number"))?,
         departure_date: r.try_get("departure_date")?,
-        event: r.try_get::<&str, _>("event")?.parse().map_err(|_| invalid("event"))?,
+        event: r
+            .try_get::<&str, _>("event")?
+            .parse()
+            .map_err(|_| invalid("event"))?,
         reason: r
             .try_get::<Option<&str>, _>("reason")?
             .map(Reason::parse)
@@ -57,7 +67,8 @@ fn alert_from_row(r: &SqliteRow) -> Result<Alert, sqlx::Error> {
             Some(_) => Publication::Published,
             None => Publication::Pending,
         },
-        created_at: time::from_micros(r.try_get("created_at")?).ok_or_else(|| invalid("created_at"))?,
+        created_at: time::from_micros(r.try_get("created_at")?)
+            .ok_or_else(|| invalid("created_at"))?,
     })
 }
 
@@ -71,7 +82,10 @@ async fn load_alert(conn: &mut SqliteConnection, seq: i64) -> Result<Alert, sqlx
     alert_from_row(&row)
 }
 
-async fn schedule(conn: &mut SqliteConnection, flight: &FlightKey) -> Result<Option<FlightSchedule>, sqlx::Error> {
+async fn schedule(
+    conn: &mut SqliteConnection,
+    flight: &FlightKey,
+) -> Result<Option<FlightSchedule>, sqlx::Error> {
     let row: Option<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT origin, destination, departure_utc, departure_offset_min FROM flight_schedules \
          WHERE flight_number = ? AND departure_date = ?",
@@ -113,7 +127,9 @@ impl AlertStore for SqliteAlertStore {
         let mut attempt = 1;
         loop {
             match record_once(&self.pool, id, notification, idempotency).await {
-                Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => attempt += 1,
+                Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => {
+                    attempt += 1
+                }
                 other => return other.map_err(StoreError::new),
             }
         }
@@ -124,7 +140,8 @@ impl AlertStore for SqliteAlertStore {
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN alert_outbox o ON o.alert_seq = a.seq WHERE TRUE"
         ));
         if let Some(n) = &q.flight_number {
-            qb.push(" AND a.flight_number = ").push_bind(n.as_str().to_owned());
+            qb.push(" AND a.flight_number = ")
+                .push_bind(n.as_str().to_owned());
         }
         if let Some(d) = q.departure_date {
             qb.push(" AND a.departure_date = ").push_bind(d);
@@ -133,17 +150,30 @@ impl AlertStore for SqliteAlertStore {
             qb.push(" AND a.event = ").push_bind(e.as_str());
         }
         if let Some(since) = q.since {
-            qb.push(" AND a.created_at >= ").push_bind(time::micros(since));
+            qb.push(" AND a.created_at >= ")
+                .push_bind(time::micros(since));
         }
         if let Some(before) = q.before_seq {
             qb.push(" AND a.seq < ").push_bind(before);
         }
-        qb.push(" ORDER BY a.seq DESC LIMIT ").push_bind(i64::from(q.limit));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(StoreError::new)?;
-        rows.iter().map(alert_from_row).collect::<Result<_, _>>().map_err(StoreError::new)
+        qb.push(" ORDER BY a.seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+        rows.iter()
+            .map(alert_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::new)
     }
 
-    async fn claim(&self, id: AlertId, lease: Duration) -> Result<Option<PendingAlert>, StoreError> {
+    async fn claim(
+        &self,
+        id: AlertId,
+        lease: Duration,
+    ) -> Result<Option<PendingAlert>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
         let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM alerts WHERE alert_id = ?")
             .bind(id.to_string())
@@ -151,10 +181,16 @@ impl AlertStore for SqliteAlertStore {
             .await
             .map_err(StoreError::new)?;
         let Some(seq) = seq else { return Ok(None) };
-        claim_seq(&mut conn, seq, lease).await.map_err(StoreError::new)
+        claim_seq(&mut conn, seq, lease)
+            .await
+            .map_err(StoreError::new)
     }
 
-    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<PendingAlert>, StoreError> {
+    async fn claim_due(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<PendingAlert>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
         let due: Vec<i64> = sqlx::query_scalar(
             "SELECT alert_seq FROM alert_outbox WHERE published_at IS NULL \
@@ -167,7 +203,10 @@ impl AlertStore for SqliteAlertStore {
         .map_err(StoreError::new)?;
         let mut claimed = Vec::with_capacity(due.len());
         for seq in due {
-            if let Some(p) = claim_seq(&mut conn, seq, lease).await.map_err(StoreError::new)? {
+            if let Some(p) = claim_seq(&mut conn, seq, lease)
+                .await
+                .map_err(StoreError::new)?
+            {
                 claimed.push(p);
             }
         }
@@ -200,7 +239,12 @@ impl AlertStore for SqliteAlertStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, id: AlertId, error: &str, retry_after: Duration) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        id: AlertId,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
         let error: String = error.chars().take(500).collect();
         sqlx::query(
             "UPDATE alert_outbox SET last_error = ?, lease_until = ? \
@@ -216,7 +260,10 @@ impl AlertStore for SqliteAlertStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::new)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
         Ok(())
     }
 }
@@ -230,12 +277,14 @@ async fn record_once(
     let now = time::now();
     let mut tx = pool.begin_with(crate::BEGIN_WRITE).await?;
     if let Some(idem) = idempotency {
-        let claimed = sqlx::query("INSERT INTO idempotency_keys (idem_key, fingerprint, created_at) VALUES (?, ?, ?)")
-            .bind(&idem.key)
-            .bind(&idem.fingerprint)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (idem_key, fingerprint, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(&idem.key)
+        .bind(&idem.fingerprint)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
         match claimed {
             Ok(_) => {}
             Err(e) if crate::is_unique_violation(&e) => {
@@ -328,11 +377,12 @@ async fn remember(
 
 async fn replay(pool: &SqlitePool, idem: &Idempotency) -> Result<Recorded, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let (fingerprint, seq, created): (String, Option<i64>, bool) =
-        sqlx::query_as("SELECT fingerprint, alert_seq, created FROM idempotency_keys WHERE idem_key = ?")
-            .bind(&idem.key)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (fingerprint, seq, created): (String, Option<i64>, bool) = sqlx::query_as(
+        "SELECT fingerprint, alert_seq, created FROM idempotency_keys WHERE idem_key = ?",
+    )
+    .bind(&idem.key)
+    .fetch_one(&mut *conn)
+    .await?;
     if fingerprint != idem.fingerprint {
         return Ok(Recorded::KeyReused);
     }
@@ -341,7 +391,11 @@ async fn replay(pool: &SqlitePool, idem: &Idempotency) -> Result<Recorded, sqlx:
     Ok(Recorded::Replayed { alert, created })
 }
 
-async fn claim_seq(conn: &mut SqliteConnection, seq: i64, lease: Duration) -> Result<Option<PendingAlert>, sqlx::Error> {
+async fn claim_seq(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    lease: Duration,
+) -> Result<Option<PendingAlert>, sqlx::Error> {
     // One statement: the lease is taken atomically, whoever else is trying.
     let taken = sqlx::query(
         "UPDATE alert_outbox SET lease_until = ?, attempts = attempts + 1 WHERE alert_seq = ? \
@@ -364,10 +418,11 @@ async fn claim_seq(conn: &mut SqliteConnection, seq: i64, lease: Duration) -> Re
     let flight = schedule(conn, &key)
         .await?
         .ok_or_else(|| invalid("alert for a flight that no longer exists"))?;
-    let phones: Vec<String> = sqlx::query_scalar("SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone")
-        .bind(seq)
-        .fetch_all(&mut *conn)
-        .await?;
+    let phones: Vec<String> =
+        sqlx::query_scalar("SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone")
+            .bind(seq)
+            .fetch_all(&mut *conn)
+            .await?;
     let recipients = phones
         .iter()
         .map(|p| PhoneNumber::parse(p).map_err(|_| invalid("phone")))

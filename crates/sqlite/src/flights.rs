@@ -34,13 +34,18 @@ impl FlightStore for SqliteFlightStore {
         let mut attempt = 1;
         loop {
             match register_once(&self.pool, flight).await {
-                Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => attempt += 1,
+                Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => {
+                    attempt += 1
+                }
                 other => return other.map_err(StoreError::new),
             }
         }
     }
 
-    async fn find(&self, key: &FlightKey) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
+    async fn find(
+        &self,
+        key: &FlightKey,
+    ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
         let row: Option<FlightRow> = sqlx::query_as(
             "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
@@ -52,11 +57,13 @@ impl FlightStore for SqliteFlightStore {
         .await
         .map_err(StoreError::new)?;
         let Some(row) = row else { return Ok(None) };
-        let rows = sqlx::query("SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id")
-            .bind(row.0)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::new)?;
+        let rows = sqlx::query(
+            "SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id",
+        )
+        .bind(row.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::new)?;
         let passengers = rows
             .iter()
             .map(|r| {
@@ -80,12 +87,18 @@ impl FlightStore for SqliteFlightStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(StoreError::new)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
         Ok(())
     }
 }
 
-async fn register_once(pool: &SqlitePool, flight: &FlightRegistration) -> Result<Registered, sqlx::Error> {
+async fn register_once(
+    pool: &SqlitePool,
+    flight: &FlightRegistration,
+) -> Result<Registered, sqlx::Error> {
     let now = time::now();
     let key = flight.key();
     let (dep, dep_off) = time::split(flight.departure());

@@ -49,7 +49,9 @@ async fn backend() -> Backend {
     let dir = std::env::temp_dir().join(format!("flightwatch-sqlite-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}", dir.join("flightwatch.db").display());
-    let pool = flightwatch_sqlite::open(&url).await.expect("database opens");
+    let pool = flightwatch_sqlite::open(&url)
+        .await
+        .expect("database opens");
     Backend {
         flights: Arc::new(SqliteFlightStore::new(pool.clone())),
         alerts: Arc::new(SqliteAlertStore::new(pool.clone())),

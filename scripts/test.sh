@@ -40,6 +40,13 @@ if [[ "${FLIGHTWATCH_SKIP_LINT:-}" != 1 ]]; then
   done_steps+=(clippy)
 fi
 
+fw_log "the Lambda binaries link MySQL only, never the SQLite adapter"
+if cargo tree --locked -e normal -p flights -p alerts -p sms | grep -i sqlite; then
+  fw_log "a Lambda binary depends on SQLite"
+  exit 1
+fi
+done_steps+=(lambda-deps)
+
 fw_log "cargo test"
 cargo test --workspace --locked
 done_steps+=(tests)

@@ -68,7 +68,8 @@ fw_mariadb_ensure() {
 
 # Creates the flightwatch database and user, and exports DATABASE_URL (unless already set).
 # This is a local development/test user with a well-known password -- never use it in production.
-# It gets ALL PRIVILEGES ON *.* because #[sqlx::test] creates a database per test.
+# It gets ALL PRIVILEGES ON *.* WITH GRANT OPTION because #[sqlx::test] creates a database per
+# test and the provisioning tests create users, as the RDS admin user does.
 fw_mariadb_app_user() {
   local host
   host="$(hostname 2>/dev/null || uname -n)"
@@ -79,8 +80,8 @@ CREATE USER IF NOT EXISTS 'flightwatch'@'localhost' IDENTIFIED BY 'flightwatch';
 CREATE USER IF NOT EXISTS 'flightwatch'@'%' IDENTIFIED BY 'flightwatch';
 ALTER USER 'flightwatch'@'localhost' IDENTIFIED BY 'flightwatch';
 ALTER USER 'flightwatch'@'%' IDENTIFIED BY 'flightwatch';
-GRANT ALL PRIVILEGES ON *.* TO 'flightwatch'@'localhost';
-GRANT ALL PRIVILEGES ON *.* TO 'flightwatch'@'%';
+GRANT ALL PRIVILEGES ON *.* TO 'flightwatch'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'flightwatch'@'%' WITH GRANT OPTION;
 -- Anonymous users shadow TCP logins of named users.
 DROP USER IF EXISTS ''@'localhost';
 DROP USER IF EXISTS ''@'${host}';

@@ -198,7 +198,7 @@ fn ssl_mode(v: &str) -> Result<MySqlSslMode, String> {
 
 /// Java-style `.properties`, the subset deployments write: `key=value` or `key: value` lines,
 /// `#`/`!` comments, blank lines.
-fn parse_properties(text: &str) -> Result<HashMap<String, String>, ConfigError> {
+pub fn parse_properties(text: &str) -> Result<HashMap<String, String>, ConfigError> {
     let mut props = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod flights;
+pub mod provision;
 mod time;
 
 pub use alerts::MySqlAlertStore;

@@ -1,0 +1,237 @@
+//! The configuration a stage runs with, rendered from Mustache templates (as the original
+//! deployment did) and the infra stack's outputs: each function's JDBC properties file, uploaded to
+//! the encrypted config bucket, and the parameters file `serverless.yml` reads.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use flightwatch_mysql::provision::{FunctionUser, Role};
+use rand::distr::{Alphanumeric, SampleString};
+
+/// The functions that talk to the database, with their database user names.
+pub const DATABASE_FUNCTIONS: [(Role, &str); 2] =
+    [(Role::Flights, "flights"), (Role::Alerts, "alerts")];
+
+pub fn render(template: &Path, values: &HashMap<String, String>) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    let compiled =
+        mustache::compile_str(&text).with_context(|| format!("parsing {}", template.display()))?;
+    compiled
+        .render_to_string(values)
+        .with_context(|| format!("rendering {}", template.display()))
+}
+
+/// Where a function's properties file lives in the config bucket.
+pub fn config_key(stage: &str, function: &str) -> String {
+    format!("{stage}/{function}.properties")
+}
+
+/// Each database function's user: the password already in its config file when there is one (a
+/// redeploy must not lock running functions out), a new random one otherwise.
+pub async fn function_users(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    stage: &str,
+) -> anyhow::Result<Vec<FunctionUser>> {
+    let mut users = Vec::new();
+    for (role, name) in DATABASE_FUNCTIONS {
+        let existing = match s3
+            .get_object()
+            .bucket(bucket)
+            .key(config_key(stage, name))
+            .send()
+            .await
+        {
+            Ok(object) => {
+                let bytes = object.body.collect().await?.into_bytes();
+                let props = flightwatch_config::parse_properties(std::str::from_utf8(&bytes)?)?;
+                props.get("jdbc.password").cloned()
+            }
+            Err(_) => None,
+        };
+        let password = existing.unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 32));
+        users.push(FunctionUser {
+            role,
+            username: name.to_owned(),
+            password,
+        });
+    }
+    Ok(users)
+}
+
+/// Renders and uploads each database function's properties file, encrypted with the stage's key.
+pub async fn upload_function_configs(
+    s3: &aws_sdk_s3::Client,
+    root: &Path,
+    outputs: &HashMap<String, String>,
+    stage: &str,
+    users: &[FunctionUser],
+) -> anyhow::Result<()> {
+    let bucket = output(outputs, "ConfigBucketName")?;
+    for user in users {
+        let mut values = outputs.clone();
+        values.insert("Stage".into(), stage.into());
+        values.insert("Username".into(), user.username.clone());
+        values.insert("Password".into(), user.password.clone());
+        let text = render(
+            &root.join("infra/templates/jdbc.properties.mustache"),
+            &values,
+        )?;
+        let key = config_key(stage, &user.username);
+        s3.put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(ByteStream::from(text.into_bytes()))
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(outputs.get("TopicKeyArn").cloned())
+            .send()
+            .await
+            .with_context(|| format!("uploading s3://{bucket}/{key}"))?;
+        println!("uploaded s3://{bucket}/{key} (SSE-KMS)");
+    }
+    Ok(())
+}
+
+/// Settings of the functions' stack that are not infra outputs.
+pub struct FunctionSettings {
+    pub region: String,
+    pub architecture: String,
+    pub sms_sender_id: String,
+    pub throttle_rate: u32,
+    pub throttle_burst: u32,
+    pub monthly_quota: u32,
+}
+
+/// Writes `.deploy/<stage>/params.json`, which `serverless.yml` reads: no AWS lookups at package
+/// time, so `sls package` works offline.
+pub fn write_serverless_params(
+    root: &Path,
+    outputs: &HashMap<String, String>,
+    stage: &str,
+    settings: &FunctionSettings,
+) -> anyhow::Result<PathBuf> {
+    let mut values = outputs.clone();
+    for (k, v) in [
+        ("Stage", stage.to_owned()),
+        ("Region", settings.region.clone()),
+        ("Architecture", settings.architecture.clone()),
+        ("SmsSenderId", settings.sms_sender_id.clone()),
+        ("ThrottleRateLimit", settings.throttle_rate.to_string()),
+        ("ThrottleBurstLimit", settings.throttle_burst.to_string()),
+        ("QuotaLimit", settings.monthly_quota.to_string()),
+    ] {
+        values.insert(k.into(), v);
+    }
+    let text = render(
+        &root.join("infra/templates/serverless-params.json.mustache"),
+        &values,
+    )?;
+    // A rendering that is not valid JSON would only fail later, inside serverless.
+    serde_json::from_str::<serde_json::Value>(&text)
+        .context("the rendered parameters are not valid JSON")?;
+    let dir = root.join(".deploy").join(stage);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("params.json");
+    std::fs::write(&path, text)?;
+    println!("wrote {}", path.display());
+    Ok(path)
+}
+
+pub fn output<'a>(outputs: &'a HashMap<String, String>, key: &str) -> anyhow::Result<&'a str> {
+    outputs
+        .get(key)
+        .map(String::as_str)
+        .with_context(|| format!("the infra stack has no output {key}"))
+}
+
+/// Deletes every object version and delete marker, so the bucket can be deleted with its stack.
+pub async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<u32> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let mut removed = 0;
+    loop {
+        let listing = match s3.list_object_versions().bucket(bucket).send().await {
+            Ok(l) => l,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.meta().code() == Some("NoSuchBucket")) =>
+            {
+                return Ok(removed)
+            }
+            Err(e) => return Err(e).with_context(|| format!("listing s3://{bucket}")),
+        };
+        let ids: Vec<ObjectIdentifier> = listing
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                listing
+                    .delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter_map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .key(key?)
+                    .set_version_id(version.map(str::to_owned))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(removed);
+        }
+        removed += ids.len() as u32;
+        s3.delete_objects()
+            .bucket(bucket)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(ids))
+                    .quiet(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .with_context(|| format!("emptying s3://{bucket}"))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jdbc_template_renders_a_file_the_functions_can_read() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let values: HashMap<String, String> = [
+            ("Stage", "dev"),
+            ("DatabaseEndpoint", "db.abc.us-east-1.rds.amazonaws.com"),
+            ("DatabasePort", "3306"),
+            ("DatabaseName", "flightwatch"),
+            ("Username", "alerts"),
+            ("Password", "Zx81abcdefghijklmnopqrstuvwxyz01"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let text = render(
+            &root.join("infra/templates/jdbc.properties.mustache"),
+            &values,
+        )
+        .unwrap();
+        let settings = flightwatch_config::DatabaseSettings::from_jdbc_properties(&text).unwrap();
+        assert_eq!(
+            settings.connect_options().get_host(),
+            "db.abc.us-east-1.rds.amazonaws.com"
+        );
+        assert_eq!(settings.connect_options().get_username(), "alerts");
+        assert_eq!(settings.max_connections, 1);
+        assert!(matches!(
+            settings.connect_options().get_ssl_mode(),
+            sqlx::mysql::MySqlSslMode::Required
+        ));
+    }
+}

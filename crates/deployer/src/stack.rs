@@ -1,0 +1,267 @@
+//! CloudFormation stacks: create or update, delete, and wait while printing the stack's events as
+//! they happen, so a deploy shows its progress instead of sitting silent for twenty minutes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+use aws_sdk_cloudformation::Client;
+
+/// What to deploy: a template and its parameters.
+pub struct StackSpec<'a> {
+    pub name: &'a str,
+    /// Template body; large templates go through `template_url` instead.
+    pub body: Option<String>,
+    pub template_url: Option<String>,
+    pub parameters: Vec<(String, String)>,
+}
+
+/// How often the stack is polled: slower against AWS (rate limits), fast against an emulator.
+fn poll_interval() -> Duration {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+/// The stack's current status, or `None` when there is no such stack.
+pub async fn status(cf: &Client, name: &str) -> anyhow::Result<Option<StackStatus>> {
+    match cf.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out.stacks().first().and_then(|s| s.stack_status().cloned())),
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("describing stack {name}")),
+    }
+}
+
+/// Creates the stack, or updates it when it exists; waits until it settles. Deploying twice is an
+/// update, and an update with nothing to change is a success.
+pub async fn deploy(cf: &Client, spec: StackSpec<'_>) -> anyhow::Result<()> {
+    let params: Vec<Parameter> = spec
+        .parameters
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect();
+    let caps = [
+        Capability::CapabilityIam,
+        Capability::CapabilityNamedIam,
+        Capability::CapabilityAutoExpand,
+    ];
+    let existing = status(cf, spec.name).await?;
+    if existing == Some(StackStatus::RollbackComplete) {
+        // A stack whose creation failed can only be deleted; start over.
+        println!(
+            "stack {} failed to create earlier: deleting it first",
+            spec.name
+        );
+        delete(cf, spec.name).await?;
+    }
+    let seen = event_ids(cf, spec.name).await.unwrap_or_default();
+    match existing.filter(|s| *s != StackStatus::RollbackComplete) {
+        None => {
+            println!("creating stack {}", spec.name);
+            cf.create_stack()
+                .stack_name(spec.name)
+                .set_template_body(spec.body)
+                .set_template_url(spec.template_url)
+                .set_parameters(Some(params))
+                .set_capabilities(Some(caps.to_vec()))
+                .send()
+                .await
+                .with_context(|| format!("creating stack {}", spec.name))?;
+        }
+        Some(_) => {
+            println!("updating stack {}", spec.name);
+            let updated = cf
+                .update_stack()
+                .stack_name(spec.name)
+                .set_template_body(spec.body)
+                .set_template_url(spec.template_url)
+                .set_parameters(Some(params))
+                .set_capabilities(Some(caps.to_vec()))
+                .send()
+                .await;
+            if let Err(e) = updated {
+                let message = e
+                    .as_service_error()
+                    .and_then(|s| s.meta().message())
+                    .unwrap_or_default()
+                    .to_owned();
+                if message.contains("No updates are to be performed") {
+                    println!("stack {} is up to date", spec.name);
+                    return Ok(());
+                }
+                return Err(e).with_context(|| format!("updating stack {}", spec.name));
+            }
+        }
+    }
+    wait(cf, spec.name, seen).await
+}
+
+/// Deletes the stack (if any) and waits until it is gone.
+pub async fn delete(cf: &Client, name: &str) -> anyhow::Result<()> {
+    let Some(_) = status(cf, name).await? else {
+        println!("stack {name} does not exist: nothing to delete");
+        return Ok(());
+    };
+    let id = cf
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await?
+        .stacks()
+        .first()
+        .and_then(|s| s.stack_id().map(str::to_owned))
+        .unwrap_or_else(|| name.to_owned());
+    let seen = event_ids(cf, name).await.unwrap_or_default();
+    println!("deleting stack {name}");
+    cf.delete_stack()
+        .stack_name(name)
+        .send()
+        .await
+        .with_context(|| format!("deleting stack {name}"))?;
+    // By id: a deleted stack is no longer found by name.
+    wait(cf, &id, seen).await
+}
+
+/// The stack's outputs by key.
+pub async fn outputs(cf: &Client, name: &str) -> anyhow::Result<HashMap<String, String>> {
+    let out = cf
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .with_context(|| format!("reading outputs of {name}"))?;
+    let stack = out
+        .stacks()
+        .first()
+        .with_context(|| format!("no stack {name}"))?;
+    Ok(stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}
+
+/// The stack's parameters by key.
+pub async fn parameters(cf: &Client, name: &str) -> anyhow::Result<HashMap<String, String>> {
+    let out = cf.describe_stacks().stack_name(name).send().await?;
+    let stack = out
+        .stacks()
+        .first()
+        .with_context(|| format!("no stack {name}"))?;
+    Ok(stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// Changes one parameter of a stack, keeping its template and every other parameter.
+pub async fn set_parameter(cf: &Client, name: &str, key: &str, value: &str) -> anyhow::Result<()> {
+    let current = parameters(cf, name).await?;
+    if current.get(key).map(String::as_str) == Some(value) {
+        return Ok(());
+    }
+    let params = current
+        .keys()
+        .map(|k| {
+            let p = Parameter::builder().parameter_key(k);
+            if k == key {
+                p.parameter_value(value).build()
+            } else {
+                p.use_previous_value(true).build()
+            }
+        })
+        .collect();
+    let seen = event_ids(cf, name).await.unwrap_or_default();
+    println!("stack {name}: setting {key}={value}");
+    cf.update_stack()
+        .stack_name(name)
+        .use_previous_template(true)
+        .set_parameters(Some(params))
+        .capabilities(Capability::CapabilityIam)
+        .capabilities(Capability::CapabilityNamedIam)
+        .send()
+        .await
+        .with_context(|| format!("updating {key} of {name}"))?;
+    wait(cf, name, seen).await
+}
+
+async fn event_ids(cf: &Client, name: &str) -> anyhow::Result<HashSet<String>> {
+    let out = cf.describe_stack_events().stack_name(name).send().await?;
+    Ok(out
+        .stack_events()
+        .iter()
+        .filter_map(|e| e.event_id().map(str::to_owned))
+        .collect())
+}
+
+fn settled(status: &StackStatus) -> Option<bool> {
+    use StackStatus as S;
+    match status {
+        S::CreateComplete | S::UpdateComplete | S::DeleteComplete | S::ImportComplete => Some(true),
+        S::CreateFailed
+        | S::DeleteFailed
+        | S::RollbackComplete
+        | S::RollbackFailed
+        | S::UpdateFailed
+        | S::UpdateRollbackComplete
+        | S::UpdateRollbackFailed
+        | S::ImportRollbackComplete
+        | S::ImportRollbackFailed => Some(false),
+        _ => None,
+    }
+}
+
+/// Prints new stack events, oldest first, until the stack settles; fails if it settled badly.
+async fn wait(cf: &Client, name: &str, mut seen: HashSet<String>) -> anyhow::Result<()> {
+    loop {
+        if let Ok(out) = cf.describe_stack_events().stack_name(name).send().await {
+            let mut fresh: Vec<_> = out
+                .stack_events()
+                .iter()
+                .filter(|e| e.event_id().is_some_and(|id| !seen.contains(id)))
+                .collect();
+            fresh.reverse();
+            for e in fresh {
+                seen.insert(e.event_id().unwrap_or_default().to_owned());
+                println!(
+                    "  {}  {:<40} {:<28} {}",
+                    e.timestamp().map(|t| t.to_string()).unwrap_or_default(),
+                    e.logical_resource_id().unwrap_or_default(),
+                    e.resource_status().map(|s| s.as_str()).unwrap_or_default(),
+                    e.resource_status_reason().unwrap_or_default()
+                );
+            }
+        }
+        match status(cf, name).await? {
+            None => return Ok(()),
+            Some(s) => match settled(&s) {
+                Some(true) => {
+                    println!("stack {name}: {}", s.as_str());
+                    return Ok(());
+                }
+                Some(false) => bail!("stack {name} ended in {}", s.as_str()),
+                None => tokio::time::sleep(poll_interval()).await,
+            },
+        }
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the Lambda binaries (flights, alerts, sms, and the deploy-time migrate) for
+# provided.al2023 with cargo-lambda (zig links against an old glibc): release profile (fat LTO,
+# opt-level s, stripped), target/lambda/<function>/bootstrap.zip, copied to
+# target/lambda/<function>.zip — the artifacts serverless.yml deploys.
+#
+#   scripts/build.sh [--arch arm64|x86_64]    (default arm64: cheaper per ms, starts faster)
+#
+# Environment: FLIGHTWATCH_LAMBDA_DIR overrides where the zips go (default target/lambda).
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$(fw_root)"
+fw_target_dir
+
+arch=arm64
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --arch) arch=${2:?--arch needs arm64 or x86_64}; shift 2 ;;
+    *) fw_log "usage: scripts/build.sh [--arch arm64|x86_64]"; exit 2 ;;
+  esac
+done
+case "$arch" in
+  arm64) triple=aarch64-unknown-linux-gnu flag=--arm64 ;;
+  x86_64) triple=x86_64-unknown-linux-gnu flag=--x86-64 ;;
+  *) fw_log "unknown architecture $arch (arm64 or x86_64)"; exit 2 ;;
+esac
+
+fw_python_tools # cargo-lambda and zig
+if ! rustup target list --installed | grep -qx "$triple"; then
+  fw_log "adding the Rust target $triple"
+  rustup target add "$triple"
+fi
+
+lambda_dir=${FLIGHTWATCH_LAMBDA_DIR:-target/lambda}
+rm -rf "$lambda_dir"
+mkdir -p "$lambda_dir"
+fw_log "building flights, alerts and sms for $arch (release) into $lambda_dir"
+# Only the three function packages: the workspace's SQLite adapter never enters their build.
+cargo lambda build --release "$flag" --output-format zip --lambda-dir "$lambda_dir" \
+  -p flights -p alerts -p sms -p migrate
+for fn in flights alerts sms migrate; do
+  zip="$lambda_dir/$fn/bootstrap.zip"
+  [[ -s "$zip" ]] || { fw_log "missing $zip"; exit 1; }
+  # Serverless names each uploaded artifact after its file: one name per function.
+  cp "$zip" "$lambda_dir/$fn.zip"
+  fw_log "$fn: $(du -k "$zip" | cut -f1) KiB zipped"
+done

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Deploys (or updates) a whole flightwatch stage with one command:
+#   1. builds the Lambda binaries (scripts/build.sh)
+#   2. creates/updates the infra stack flightwatch-<stage>-infra, printing its events
+#   3. uploads each function's JDBC properties (encrypted) and renders .deploy/<stage>/params.json
+#   4. deploys the functions and the API with Serverless (sls deploy)
+#   5. applies the migrations and provisions the functions' database users from inside the VPC
+#
+#   scripts/deploy.sh <stage> [--region REGION] [--arch arm64|x86_64]
+#
+# Needs AWS credentials (the standard AWS_* variables or a profile). Deploying twice is an update.
+# With AWS_ENDPOINT_URL set (an emulator such as moto), step 4 deploys the packaged template with
+# the deployer instead, since sls deploy cannot be pointed at an emulator.
+# Environment: FLIGHTWATCH_INFRA_TEMPLATE (default infra/infra.yaml), FLIGHTWATCH_INFRA_PARAMETERS
+# ("Key=Value ..." for the infra template), FLIGHTWATCH_SMS_SENDER_ID, FLIGHTWATCH_DEPLOY_DATABASE_URL
+# (provision over this admin URL, e.g. through a tunnel, instead of the in-VPC function).
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$(fw_root)"
+
+stage=${1:-}
+[[ "$stage" =~ ^[a-z][a-z0-9-]{0,15}$ ]] || {
+  fw_log "usage: scripts/deploy.sh <stage> [--region REGION] [--arch arm64|x86_64]  (stage: a-z, 0-9, -)"
+  exit 2
+}
+shift
+region=${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}
+arch=arm64
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --region) region=${2:?}; shift 2 ;;
+    --arch) arch=${2:?}; shift 2 ;;
+    *) fw_log "unknown option $1"; exit 2 ;;
+  esac
+done
+export AWS_REGION=$region
+fw_target_dir
+
+fw_log "[1/5] building the Lambda binaries ($arch)"
+scripts/build.sh --arch "$arch"
+cargo build --quiet --locked -p flightwatch-deployer
+deploy() { "$CARGO_TARGET_DIR/debug/flightwatch-deploy" --region "$region" "$@"; }
+
+fw_log "[2/5] infra stack flightwatch-$stage-infra"
+infra_args=(--stage "$stage" --template "${FLIGHTWATCH_INFRA_TEMPLATE:-infra/infra.yaml}")
+for p in ${FLIGHTWATCH_INFRA_PARAMETERS:-}; do infra_args+=(--parameter "$p"); done
+deploy infra "${infra_args[@]}"
+
+fw_log "[3/5] configuration"
+deploy configure --stage "$stage" --architecture "$arch" --sms-sender-id "${FLIGHTWATCH_SMS_SENDER_ID:-}"
+
+fw_log "[4/5] functions and API (serverless)"
+[[ -d node_modules ]] || npm ci --no-audit --no-fund
+if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+  npx serverless package --stage "$stage" --region "$region"
+  deploy functions --stage "$stage"
+else
+  npx serverless deploy --stage "$stage" --region "$region"
+fi
+
+fw_log "[5/5] database users and migrations"
+deploy database --stage "$stage"
+
+fw_log "stage $stage deployed in ${SECONDS}s"
+fw_log "API key value: aws apigateway get-api-key --include-value --api-key <ApiKeyId output of flightwatch-$stage>"

@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""Checks the packaged CloudFormation template against openapi.yaml.
+
+    tests/deploy/check_api.py [TEMPLATE] [--openapi FILE]
+
+TEMPLATE defaults to .serverless/cloudformation-template-update-stack.json (written by
+`npx serverless package`), FILE to openapi.yaml, both relative to the repository root.
+
+The REST API is deployed from openapi.yaml by reference (the RestApi Body); this makes sure the
+template really carries the spec (paths, methods, the API-key requirement of every operation,
+the component schemas), that every operation is a Lambda proxy integration with the function
+that owns it and that API Gateway may invoke it, that the usage plan throttles and caps each
+key, and that no function role grants anything on Resource "*" but the one documented SMS
+statement. Prints one line a check and `deploy-check: N passed, N failed`; exits 1 on a failure.
+
+Needs PyYAML to read openapi.yaml: it re-runs itself with ~/.cache/flightwatch/venv's Python when
+the running one lacks it, and falls back to the js-yaml that Serverless installs in node_modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_PYTHON = Path.home() / ".cache/flightwatch/venv/bin/python"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+# Which function serves which path: the gateway routing of the README's architecture.
+ROUTES = (
+    (re.compile(r"^/flights(/.*)?$"), "FlightsLambdaFunction"),
+    (re.compile(r"^/notifications$"), "AlertsLambdaFunction"),
+    (re.compile(r"^/alerts$"), "AlertsLambdaFunction"),
+)
+# The one statement of a function role allowed on Resource "*": SNS SMS (Publish to a phone
+# number) has no resource ARN to name.
+SMS_STATEMENT = {"role": "SmsRole", "sid": "SendSms", "action": "sns:Publish"}
+INTEGRATION_URI = re.compile(
+    r"^arn:(?:aws|\$\{AWS::Partition\}):apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/"
+    r"functions/\$\{(?P<function>[A-Za-z0-9]+)\.Arn\}/invocations$"
+)
+# Environment the Rust functions read (names are fixed).
+FUNCTION_ENV = {
+    "FlightsLambdaFunction": {"FLIGHTWATCH_CONFIG_BUCKET", "FLIGHTWATCH_CONFIG_KEY", "RUST_LOG"},
+    "AlertsLambdaFunction": {
+        "FLIGHTWATCH_CONFIG_BUCKET",
+        "FLIGHTWATCH_CONFIG_KEY",
+        "FLIGHTWATCH_ALERTS_TOPIC_ARN",
+        "RUST_LOG",
+    },
+    "SmsLambdaFunction": {
+        "FLIGHTWATCH_ALERTS_TOPIC_ARN",
+        "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN",
+        "FLIGHTWATCH_SMS_SENDER_ID",
+        "RUST_LOG",
+    },
+}
+
+
+def load_yaml(path: Path):
+    try:
+        import yaml  # noqa: PLC0415
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        with path.open(encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    node = shutil.which("node")
+    if node and (ROOT / "node_modules/js-yaml").is_dir():
+        script = (
+            "const y=require('js-yaml'),fs=require('fs');"
+            "process.stdout.write(JSON.stringify(y.load(fs.readFileSync(process.argv[1],'utf8'))))"
+        )
+        out = subprocess.run(
+            [node, "-e", script, str(path)],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout
+        return json.loads(out)
+    sys.exit(
+        "deploy-check: cannot read YAML: install PyYAML (e.g. into ~/.cache/flightwatch/venv) "
+        "or run `npm ci` for js-yaml"
+    )
+
+
+def normalize(value):
+    """JSON-comparable form, as Serverless writes the spec into the template: YAML dates become
+    ISO strings, and members whose value is null are left out (Serverless drops them, e.g. the
+    `nextCursor: null` of an example)."""
+    if isinstance(value, dict):
+        return {str(k): normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def differences(a, b, pointer="", limit=5):
+    """JSON pointers where a and b differ, at most `limit`."""
+    out: list[str] = []
+
+    def walk(x, y, p):
+        if len(out) >= limit:
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                q = f"{p}/{k.replace('~', '~0').replace('/', '~1')}"
+                if k not in x:
+                    out.append(f"{q} only in openapi.yaml")
+                elif k not in y:
+                    out.append(f"{q} only in the template")
+                else:
+                    walk(x[k], y[k], q)
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (xi, yi) in enumerate(zip(x, y)):
+                walk(xi, yi, f"{p}/{i}")
+        elif x != y:
+            out.append(f"{p or '/'}: template {json.dumps(x)[:80]} != spec {json.dumps(y)[:80]}")
+
+    walk(a, b, pointer)
+    return out
+
+
+def operations(doc):
+    for path, item in (doc.get("paths") or {}).items():
+        for method in HTTP_METHODS:
+            if isinstance(item, dict) and method in item:
+                yield path, method, item[method]
+
+
+def requires_api_key(doc, op) -> bool:
+    """Every alternative of the operation's effective security includes the x-api-key header key."""
+    security = op.get("security", doc.get("security"))
+    if not security:
+        return False
+    schemes = (doc.get("components") or {}).get("securitySchemes") or {}
+
+    def is_api_key(name):
+        s = schemes.get(name) or {}
+        return s.get("type") == "apiKey" and s.get("in") == "header" and str(s.get("name", "")).lower() == "x-api-key"
+
+    return all(any(is_api_key(name) for name in alt) for alt in security)
+
+
+def ref_target(value):
+    """Logical id a value refers to: {Ref: X}, {Fn::GetAtt: [X, ...]}, {Fn::Sub: "${X.Arn}"}."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            return att[0] if isinstance(att, list) else str(att).split(".")[0]
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            m = re.fullmatch(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}", value["Fn::Sub"])
+            if m:
+                return m.group(1)
+    return None
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def positive(value) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok: bool, what: str, why: str = ""):
+        if ok:
+            self.passed += 1
+            print(f"ok    {what}")
+        else:
+            self.failed += 1
+            print(f"FAIL  {what}{': ' + why if why else ''}")
+        return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("template", nargs="?", default=".serverless/cloudformation-template-update-stack.json")
+    parser.add_argument("--openapi", default="openapi.yaml")
+    args = parser.parse_args()
+    template_path = (ROOT / args.template) if not os.path.isabs(args.template) else Path(args.template)
+    spec_path = (ROOT / args.openapi) if not os.path.isabs(args.openapi) else Path(args.openapi)
+    if not template_path.is_file():
+        sys.exit(f"deploy-check: no template at {template_path}: run `npx serverless package --stage ci` first")
+
+    template = json.loads(template_path.read_text(encoding="utf-8"))
+    spec = normalize(load_yaml(spec_path))
+    resources = template.get("Resources", {})
+    by_type: dict[str, dict[str, dict]] = {}
+    for logical_id, res in resources.items():
+        by_type.setdefault(res.get("Type", ""), {})[logical_id] = res
+    c = Checks()
+
+    # --- the RestApi Body is openapi.yaml ----------------------------------------------------
+    apis = by_type.get("AWS::ApiGateway::RestApi", {})
+    if not c.check(len(apis) == 1, "one AWS::ApiGateway::RestApi", f"found {sorted(apis)}"):
+        return summary(c)
+    api_id, api = next(iter(apis.items()))
+    body = api.get("Properties", {}).get("Body")
+    if not c.check(isinstance(body, dict), f"{api_id} has the spec inline as Body", "no Body object"):
+        return summary(c)
+    body = normalize(body)
+    diffs = differences(body, spec)
+    c.check(not diffs, f"{api_id} Body is openapi.yaml, unchanged", "; ".join(diffs))
+
+    spec_ops = {(p, m) for p, m, _ in operations(spec)}
+    body_ops = {(p, m) for p, m, _ in operations(body)}
+    c.check(
+        set(spec.get("paths", {})) == set(body.get("paths", {})),
+        "same paths",
+        f"only in template {sorted(set(body.get('paths', {})) - set(spec.get('paths', {})))}, "
+        f"only in spec {sorted(set(spec.get('paths', {})) - set(body.get('paths', {})))}",
+    )
+    c.check(
+        spec_ops == body_ops,
+        f"same operations ({len(spec_ops)})",
+        f"only in template {sorted(body_ops - spec_ops)}, only in spec {sorted(spec_ops - body_ops)}",
+    )
+    spec_schemas = (spec.get("components") or {}).get("schemas") or {}
+    body_schemas = (body.get("components") or {}).get("schemas") or {}
+    schema_diffs = differences(body_schemas, spec_schemas, "/components/schemas")
+    c.check(not schema_diffs, f"same component schemas ({len(spec_schemas)})", "; ".join(schema_diffs))
+
+    key_source = body.get("x-amazon-apigateway-api-key-source") or api["Properties"].get("ApiKeySourceType")
+    c.check(key_source == "HEADER", "API keys are read from the x-api-key header", f"key source {key_source!r}")
+    validator = body.get("x-amazon-apigateway-request-validator")
+    validators = body.get("x-amazon-apigateway-request-validators") or {}
+    v = validators.get(validator) or {}
+    c.check(
+        v.get("validateRequestBody") is True and v.get("validateRequestParameters") is True,
+        "requests are validated (body and parameters) by default",
+        f"default validator {validator!r} = {v}",
+    )
+    responses = body.get("x-amazon-apigateway-gateway-responses") or {}
+    for rtype, status in (
+        ("MISSING_AUTHENTICATION_TOKEN", "403"), ("INVALID_API_KEY", "403"),
+        ("THROTTLED", "429"), ("QUOTA_EXCEEDED", "429"),
+        ("BAD_REQUEST_BODY", "400"), ("BAD_REQUEST_PARAMETERS", "400"), ("DEFAULT_5XX", "500"),
+    ):
+        r = responses.get(rtype) or {}
+        ctype = (r.get("responseParameters") or {}).get("gatewayresponse.header.Content-Type")
+        templates = r.get("responseTemplates") or {}
+        problem_ok = bool(templates) and all(f'"status":{status}' in t.replace(" ", "") for t in templates.values())
+        c.check(
+            str(r.get("statusCode")) == status and ctype == "'application/problem+json'" and problem_ok,
+            f"gateway response {rtype} is a {status} problem+json",
+            f"statusCode {r.get('statusCode')!r}, Content-Type {ctype!r}, templates {templates}",
+        )
+
+    # --- every operation: API key, Lambda proxy integration, invoke permission ----------------
+    functions = by_type.get("AWS::Lambda::Function", {})
+    permissions = by_type.get("AWS::Lambda::Permission", {})
+    stages = by_type.get("AWS::ApiGateway::Stage", {})
+    for path, method, op in sorted(operations(spec)):
+        name = f"{method.upper()} {path}"
+        body_op = (body.get("paths", {}).get(path) or {}).get(method)
+        if body_op is None:
+            continue  # reported above
+        c.check(
+            requires_api_key(spec, op) and requires_api_key(body, body_op),
+            f"{name} requires the API key",
+            "its effective `security` does not require the x-api-key header key in "
+            + ("openapi.yaml" if not requires_api_key(spec, op) else "the template"),
+        )
+        expected = next((fn for rx, fn in ROUTES if rx.match(path)), None)
+        integ = body_op.get("x-amazon-apigateway-integration") or {}
+        uri = integ.get("uri")
+        uri = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+        m = INTEGRATION_URI.match(uri) if isinstance(uri, str) else None
+        target = m.group("function") if m else None
+        c.check(
+            expected is not None
+            and integ.get("type") == "aws_proxy"
+            and integ.get("httpMethod") == "POST"
+            and target == expected
+            and expected in functions,
+            f"{name} is a Lambda proxy integration with {expected}",
+            f"type {integ.get('type')!r}, httpMethod {integ.get('httpMethod')!r}, uri {uri!r}"
+            + ("" if expected else " (no routing rule for this path in check_api.py)")
+            + ("" if expected in functions else f"; {expected} is not in the template"),
+        )
+        sample = re.sub(r"\{[^}]+\}", "X", path)
+        stage_names = [s["Properties"].get("StageName", "*") for s in stages.values()] or ["*"]
+        invoke = []
+        for pid, perm in permissions.items():
+            pp = perm["Properties"]
+            source = pp.get("SourceArn")
+            source = source.get("Fn::Sub") if isinstance(source, dict) else None
+            # arn:...:execute-api:${AWS::Region}:${AWS::AccountId}:${RestApi}/<stage>/<METHOD>/<path>
+            pattern = source.rsplit(":", 1)[-1] if isinstance(source, str) else ""
+            if (
+                pp.get("Principal") == "apigateway.amazonaws.com"
+                and ref_target(pp.get("FunctionName")) == expected
+                and pattern.startswith(f"${{{api_id}}}/")
+                and any(
+                    fnmatch.fnmatchcase(f"${{{api_id}}}/{stage}/{method.upper()}{sample}", pattern)
+                    for stage in stage_names
+                )
+            ):
+                invoke.append(pid)
+        c.check(bool(invoke), f"{name}: API Gateway may invoke {expected}, from this API only",
+                f"no AWS::Lambda::Permission for apigateway.amazonaws.com on {expected} whose SourceArn "
+                f"covers ${{{api_id}}}/<stage>/{method.upper()}{sample}")
+
+    # --- deployment, stage, key, usage plan ---------------------------------------------------
+    deployments = by_type.get("AWS::ApiGateway::Deployment", {})
+    c.check(
+        any(ref_target(d["Properties"].get("RestApiId")) == api_id for d in deployments.values()),
+        f"a Deployment of {api_id}", f"deployments {sorted(deployments)}",
+    )
+    for sid, s in stages.items():
+        p = s["Properties"]
+        settings = p.get("MethodSettings") or []
+        c.check(
+            ref_target(p.get("RestApiId")) == api_id
+            and ref_target(p.get("DeploymentId")) in deployments
+            and p.get("TracingEnabled") is True
+            and bool((p.get("AccessLogSetting") or {}).get("DestinationArn"))
+            and any(m.get("MetricsEnabled") and positive(m.get("ThrottlingRateLimit")) for m in settings),
+            f"stage {sid} ({p.get('StageName')}): deployed, traced, access-logged, metrics, throttled",
+            json.dumps(p)[:300],
+        )
+    c.check(len(stages) == 1, "one stage", f"stages {sorted(stages)}")
+    keys = by_type.get("AWS::ApiGateway::ApiKey", {})
+    c.check(len(keys) >= 1, "an API key", "no AWS::ApiGateway::ApiKey")
+    plans = by_type.get("AWS::ApiGateway::UsagePlan", {})
+    c.check(len(plans) >= 1, "a usage plan", "no AWS::ApiGateway::UsagePlan")
+    for pid, plan in plans.items():
+        p = plan["Properties"]
+        throttle, quota = p.get("Throttle") or {}, p.get("Quota") or {}
+        c.check(
+            positive(throttle.get("RateLimit")) and positive(throttle.get("BurstLimit")),
+            f"usage plan {pid} throttles (rate {throttle.get('RateLimit')}, burst {throttle.get('BurstLimit')})",
+            f"Throttle {throttle}",
+        )
+        c.check(
+            positive(quota.get("Limit")) and quota.get("Period") in ("DAY", "WEEK", "MONTH"),
+            f"usage plan {pid} has a quota ({quota.get('Limit')} a {str(quota.get('Period')).lower()})",
+            f"Quota {quota}",
+        )
+        c.check(
+            any(ref_target(s.get("ApiId")) == api_id and ref_target(s.get("Stage")) in stages
+                for s in p.get("ApiStages") or []),
+            f"usage plan {pid} applies to the stage of {api_id}", f"ApiStages {p.get('ApiStages')}",
+        )
+        c.check(
+            any(ref_target(k["Properties"].get("UsagePlanId")) == pid and ref_target(k["Properties"].get("KeyId")) in keys
+                for k in by_type.get("AWS::ApiGateway::UsagePlanKey", {}).values()),
+            f"the API key is in usage plan {pid}", "no AWS::ApiGateway::UsagePlanKey linking them",
+        )
+    outputs = template.get("Outputs", {})
+    c.check("ApiUrl" in outputs and "ApiKeyId" in outputs, "outputs ApiUrl and ApiKeyId", f"outputs {sorted(outputs)}")
+
+    # --- functions and their roles ------------------------------------------------------------
+    roles = by_type.get("AWS::IAM::Role", {})
+    role_users: dict[str, list[str]] = {}
+    for fid, fn in sorted(functions.items()):
+        p = fn["Properties"]
+        env = set(((p.get("Environment") or {}).get("Variables") or {}))
+        want = FUNCTION_ENV.get(fid)
+        if want is not None:
+            c.check(want <= env, f"{fid} environment", f"missing {sorted(want - env)}")
+        log_format = (p.get("LoggingConfig") or {}).get("LogFormat")
+        env_format = ((p.get("Environment") or {}).get("Variables") or {}).get("AWS_LAMBDA_LOG_FORMAT")
+        c.check(
+            p.get("Runtime") == "provided.al2023" and p.get("Handler") == "bootstrap"
+            and "JSON" in (log_format, env_format),
+            f"{fid}: provided.al2023, bootstrap, JSON logs",
+            f"Runtime {p.get('Runtime')}, Handler {p.get('Handler')}, LogFormat {log_format}",
+        )
+        role = ref_target(p.get("Role"))
+        if c.check(role in roles, f"{fid} has its own role in the template", f"Role {p.get('Role')}"):
+            role_users.setdefault(role, []).append(fid)
+    for role, users in sorted(role_users.items()):
+        c.check(len(users) == 1, f"{role} serves one function", f"shared by {users}")
+    c.check("IamRoleLambdaExecution" not in resources, "no shared Serverless role (iamRoleStatements)",
+            "IamRoleLambdaExecution is in the template")
+
+    for role in sorted(role_users):
+        bad = []
+        for policy in roles[role]["Properties"].get("Policies") or []:
+            for st in as_list((policy.get("PolicyDocument") or {}).get("Statement") or []):
+                if st.get("Effect") != "Allow":
+                    continue
+                actions = as_list(st.get("Action") or [])
+                if "NotResource" in st or "NotAction" in st or any(a == "*" or a.endswith(":*") for a in actions):
+                    bad.append(f"{st.get('Sid', '?')}: NotResource/NotAction/wildcard action")
+                    continue
+                if "*" not in as_list(st.get("Resource")):
+                    continue
+                documented = (
+                    role == SMS_STATEMENT["role"]
+                    and st.get("Sid") == SMS_STATEMENT["sid"]
+                    and actions == [SMS_STATEMENT["action"]]
+                    and not st.get("Condition")
+                )
+                if not documented:
+                    bad.append(f"{st.get('Sid', '?')}: {actions} on Resource \"*\"")
+        c.check(not bad, f"{role}: no statement on Resource \"*\" but the documented SMS one", "; ".join(bad))
+    sms_role = roles.get(SMS_STATEMENT["role"], {}).get("Properties", {})
+    c.check(
+        any(
+            st.get("Sid") == SMS_STATEMENT["sid"]
+            for pol in sms_role.get("Policies") or []
+            for st in as_list((pol.get("PolicyDocument") or {}).get("Statement") or [])
+        ),
+        "the sms role may send SMS (sns:Publish on \"*\", statement SendSms)",
+        "no SendSms statement in SmsRole",
+    )
+    return summary(c)
+
+
+def summary(c: Checks) -> int:
+    print(f"deploy-check: {c.passed} passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        if VENV_PYTHON.is_file() and Path(sys.executable).resolve() != VENV_PYTHON.resolve() \
+                and not os.environ.get("FLIGHTWATCH_CHECK_API_REEXEC"):
+            os.environ["FLIGHTWATCH_CHECK_API_REEXEC"] = "1"
+            os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+    sys.exit(main())

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Packages the stack for the stage `ci`, offline, and checks it:
+#
+#   tests/deploy/package.sh
+#
+# 1. renders nothing: copies tests/deploy/params.ci.json (a rendered
+#    infra/templates/serverless-params.json.mustache) to .deploy/ci/params.json;
+# 2. `npm ci` when node_modules is missing (Serverless Framework v3, pinned in package-lock.json);
+# 3. `npx serverless package --stage ci`: no AWS account or credentials needed;
+# 4. tests/deploy/check_api.py: the template against openapi.yaml;
+# 5. scripts/lint-cfn.sh --serverless: cfn-lint (+ serverless rules) and checkov.
+#
+# The Lambda zips must exist: build them first with scripts/build.sh (cargo lambda build
+# --release --output-format zip). FLIGHTWATCH_LAMBDA_DIR names their directory, as for
+# scripts/build.sh (default target/lambda). It may hold cargo
+# lambda's layout, <dir>/<name>/bootstrap.zip, or flat <dir>/<name>.zip files. Serverless v3
+# names each function's S3 object after the artifact's base name, so serverless.yml wants
+# <name>.zip: the cargo lambda layout is linked into a temporary directory under those names,
+# and the build directory is left as it is.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=../../scripts/lib/common.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/common.sh"
+root="$(fw_root)"
+cd "$root"
+
+stage=ci
+functions=(flights alerts sms migrate)
+artifacts="${FLIGHTWATCH_LAMBDA_DIR:-target/lambda}"
+[[ $artifacts == /* ]] || artifacts="$root/$artifacts"
+
+staged="$(mktemp -d)"
+trap 'rm -rf "$staged"' EXIT
+missing=()
+for fn in "${functions[@]}"; do
+  if [[ -f $artifacts/$fn.zip ]]; then
+    ln -s "$artifacts/$fn.zip" "$staged/$fn.zip"
+  elif [[ -f $artifacts/$fn/bootstrap.zip ]]; then
+    ln -s "$artifacts/$fn/bootstrap.zip" "$staged/$fn.zip"
+  else
+    missing+=("$artifacts/$fn/bootstrap.zip")
+  fi
+done
+if ((${#missing[@]})); then
+  fw_log "missing Lambda artifacts: ${missing[*]}"
+  fw_log "build them with: FLIGHTWATCH_LAMBDA_DIR=${artifacts} scripts/build.sh"
+  fw_log "or point FLIGHTWATCH_LAMBDA_DIR at the directory that holds them"
+  exit 1
+fi
+
+fw_log "params: tests/deploy/params.ci.json -> .deploy/$stage/params.json"
+mkdir -p ".deploy/$stage"
+cp tests/deploy/params.ci.json ".deploy/$stage/params.json"
+
+# No update checks, telemetry or notifications: there is no network but package registries.
+export SLS_TELEMETRY_DISABLED=1 SLS_TRACKING_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
+export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+if [[ ! -d node_modules ]]; then
+  fw_log "npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+fw_log "serverless package --stage $stage (artifacts: $artifacts)"
+npx --no-install serverless package --stage "$stage" --param="artifacts=$staged"
+template=.serverless/cloudformation-template-update-stack.json
+[[ -f $template ]] || { fw_log "serverless wrote no $template"; exit 1; }
+
+fw_log "check the API and the roles in $template"
+python=python3
+[[ -x $HOME/.cache/flightwatch/venv/bin/python ]] && python="$HOME/.cache/flightwatch/venv/bin/python"
+"$python" tests/deploy/check_api.py "$template"
+
+if [[ -x scripts/lint-cfn.sh ]]; then
+  scripts/lint-cfn.sh --serverless "$template"
+else
+  # Until scripts/lint-cfn.sh exists: the same two linters, each from its own venv (checkov pins
+  # an older boto3 than moto in ~/.cache/flightwatch/venv wants).
+  cache="$HOME/.cache/flightwatch"
+  fw_log "cfn-lint (+ serverless rules) $template"
+  rc=0
+  "$cache/cfn-venv/bin/cfn-lint" --append-rules cfn_lint_serverless.rules --template "$template" || rc=$?
+  # Exit code bits: 1 could not run, 2 errors, 4 warnings, 8 informational. Warnings pass.
+  if ((rc & 3)); then fw_log "cfn-lint: errors"; exit 1; fi
+  fw_log "checkov $template"
+  "$cache/checkov-venv/bin/checkov" -f "$template" --framework cloudformation --compact --quiet --skip-download
+fi
+fw_log "package.sh: $template packaged and checked"

@@ -13,7 +13,8 @@
 # the deployer instead, since sls deploy cannot be pointed at an emulator.
 # Environment: FLIGHTWATCH_INFRA_TEMPLATE (default infra/infra.yaml), FLIGHTWATCH_INFRA_PARAMETERS
 # ("Key=Value ..." for the infra template), FLIGHTWATCH_SMS_SENDER_ID, FLIGHTWATCH_DEPLOY_DATABASE_URL
-# (provision over this admin URL, e.g. through a tunnel, instead of the in-VPC function).
+# (provision over this admin URL, e.g. through a tunnel, instead of the in-VPC function);
+# emulator only: FLIGHTWATCH_PACKAGE_FILTER (a command run on .serverless/ before deploying it).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -35,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     *) fw_log "unknown option $1"; exit 2 ;;
   esac
 done
-export AWS_REGION=$region
+export AWS_REGION=$region SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
 fw_target_dir
 
 fw_log "[1/5] building the Lambda binaries ($arch)"
@@ -55,6 +56,8 @@ fw_log "[4/5] functions and API (serverless)"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
   npx serverless package --stage "$stage" --region "$region"
+  # Rehearsal hook: the emulator's own limits may need the packaged template adapted.
+  if [[ -n "${FLIGHTWATCH_PACKAGE_FILTER:-}" ]]; then "$FLIGHTWATCH_PACKAGE_FILTER" .serverless; fi
   deploy functions --stage "$stage"
 else
   npx serverless deploy --stage "$stage" --region "$region"

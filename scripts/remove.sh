@@ -23,7 +23,7 @@ while [[ $# -gt 0 ]]; do
     *) fw_log "unknown option $1"; exit 2 ;;
   esac
 done
-export AWS_REGION=$region
+export AWS_REGION=$region SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
 fw_target_dir
 cargo build --quiet --locked -p flightwatch-deployer
 deploy() { "$CARGO_TARGET_DIR/debug/flightwatch-deploy" --region "$region" "$@"; }

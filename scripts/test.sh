@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (CI runs it through .ci/run): fmt, database, moto, clippy, tests, smoke
-# test of the local stack, the Lambda binaries under cargo lambda, OpenAPI validation.
+# test of the local stack, the Lambda binaries under cargo lambda, the deployment (template lint,
+# release build, sls package checks, a deploy/remove rehearsal against moto), OpenAPI validation.
 #
 # Environment:
 #   FLIGHTWATCH_SKIP_LINT=1  skip cargo fmt and clippy (quick local runs)
@@ -59,6 +60,20 @@ done_steps+=(smoke)
 fw_log "the Lambda binaries under cargo lambda watch"
 tests/lambda/run.sh
 done_steps+=(lambda)
+
+fw_log "deployment as code: infra template lint (cfn-lint, checkov)"
+scripts/lint-cfn.sh infra/infra.yaml
+done_steps+=(infra-lint)
+
+fw_log "deployment as code: release build of the Lambda artifacts"
+scripts/build.sh
+fw_log "deployment as code: sls package, the API against openapi.yaml, template lint"
+tests/deploy/package.sh
+done_steps+=(package)
+
+fw_log "deployment as code: deploy.sh and remove.sh rehearsed against moto"
+tests/deploy/rehearsal.sh
+done_steps+=(rehearsal)
 
 fw_log "validating openapi.yaml"
 openapi-spec-validator openapi.yaml

@@ -21,19 +21,23 @@ pub async fn deploy(
     packaged: &Path,
     artifacts: &Path,
 ) -> anyhow::Result<()> {
-    let create =
-        std::fs::read_to_string(packaged.join("cloudformation-template-create-stack.json"))
-            .context("no packaged create template: run `serverless package` first")?;
-    stack::deploy(
-        cf,
-        StackSpec {
-            name: stack_name,
-            body: Some(create),
-            template_url: None,
-            parameters: vec![],
-        },
-    )
-    .await?;
+    // The bucket-only template is for a stack's first deployment: applied to an existing stack it
+    // would delete every function.
+    if stack::status(cf, stack_name).await?.is_none() {
+        let create =
+            std::fs::read_to_string(packaged.join("cloudformation-template-create-stack.json"))
+                .context("no packaged create template: run `serverless package` first")?;
+        stack::deploy(
+            cf,
+            StackSpec {
+                name: stack_name,
+                body: Some(create),
+                template_url: None,
+                parameters: vec![],
+            },
+        )
+        .await?;
+    }
     let bucket = stack::outputs(cf, stack_name)
         .await?
         .remove("ServerlessDeploymentBucketName")

@@ -71,7 +71,7 @@ else:
     # AWS::ApiGateway::RestApi through CloudFormation, and on a stack update it replaces the
     # deployment bucket instead of updating it, leaving the old one behind. Anything else left
     # is a failure.
-    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if stage in b["Name"] or "flightwatch" in b["Name"]]
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"flightwatch-{stage}-")]
     replaced = [b for b in buckets if f"flightwatch-{stage}-serverlessdeploymentbucket-" in b]
     leftovers = [b for b in buckets if b not in replaced]
     check("no bucket of the stage is left", leftovers == [] and len(replaced) <= 1, buckets)

@@ -136,10 +136,11 @@ pub async fn delete(cf: &Client, name: &str) -> anyhow::Result<()> {
         if status(cf, name).await?.is_some() {
             bail!("deleting stack {name}: {}", DisplayErrorContext(e));
         }
-        println!(
-            "warning: stack {name} is gone, but its deletion reported: {}",
-            DisplayErrorContext(e)
-        );
+        let message = e
+            .as_service_error()
+            .and_then(|s| s.meta().message())
+            .unwrap_or_default();
+        println!("warning: stack {name} is gone, but its deletion reported: {message}");
         return Ok(());
     }
     // By id: a deleted stack is no longer found by name.

@@ -1,5 +1,6 @@
 //! The storage contract against the SQLite adapter: each test gets a fresh database file.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -45,9 +46,9 @@ impl Probe for SqliteProbe {
     }
 }
 
-async fn backend() -> Backend {
-    let dir = std::env::temp_dir().join(format!("flightwatch-sqlite-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+/// A fresh database file in its own temporary directory, removed when the test ends.
+async fn backend(dir: &Path) -> Backend {
+    std::fs::create_dir_all(dir).expect("temp dir");
     let url = format!("sqlite://{}", dir.join("flightwatch.db").display());
     let pool = flightwatch_sqlite::open(&url)
         .await
@@ -59,11 +60,17 @@ async fn backend() -> Backend {
     }
 }
 
+fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("flightwatch-sqlite-{}", uuid::Uuid::now_v7()))
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[tokio::test]
         async fn $name() {
-            flightwatch_store_contract::$name(&backend().await).await;
+            let dir = temp_dir();
+            flightwatch_store_contract::$name(&backend(&dir).await).await;
+            let _ = std::fs::remove_dir_all(&dir);
         }
     )*};
 }

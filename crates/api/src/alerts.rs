@@ -170,29 +170,40 @@ async fn notify(
     let span = tracing::Span::current();
     span.record("flight_number", notification.flight.number.as_str());
     span.record("event", notification.event.kind().as_str());
-    let schedule = state
-        .store
-        .schedule(&notification.flight)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no flight {} departing {} is registered; register it with POST /flights first",
-                notification.flight.number, notification.flight.date
-            ))
-        })?;
-    notification.check(&schedule).map_err(|e| {
-        let mut f = Fields::default();
-        f.fail("/estimatedDeparture", e);
-        f.into_error()
-    })?;
     let idempotency = key.map(|key| Idempotency {
         key,
         fingerprint: fingerprint(&notification),
     });
-    let recorded = state
-        .store
-        .record(AlertId::new(), &notification, idempotency.as_ref())
-        .await?;
+    // A retry is answered as the first request was, whatever has changed since (the flight's
+    // schedule, say); a reused key is refused before anything else is looked at.
+    let earlier = match &idempotency {
+        Some(idem) => state.store.replay(idem).await?,
+        None => None,
+    };
+    let recorded = match earlier {
+        Some(recorded) => recorded,
+        None => {
+            let schedule = state
+                .store
+                .schedule(&notification.flight)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "no flight {} departing {} is registered; register it with POST /flights first",
+                        notification.flight.number, notification.flight.date
+                    ))
+                })?;
+            notification.check(&schedule).map_err(|e| {
+                let mut f = Fields::default();
+                f.fail("/estimatedDeparture", e);
+                f.into_error()
+            })?;
+            state
+                .store
+                .record(AlertId::new(), &notification, idempotency.as_ref())
+                .await?
+        }
+    };
     let (status, mut alert) = match recorded {
         Recorded::Created(alert) => (StatusCode::ACCEPTED, alert),
         Recorded::Duplicate(alert) => (StatusCode::OK, alert),

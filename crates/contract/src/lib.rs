@@ -51,6 +51,8 @@ macro_rules! for_each_contract {
             an_unknown_flight_has_no_schedule_and_no_details,
             an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go,
             an_identical_event_is_issued_once,
+            an_event_that_undoes_a_later_one_is_issued_again,
+            a_key_is_replayed_before_anything_else,
             an_idempotency_key_replays_its_first_answer,
             concurrent_requests_with_one_key_record_one_alert,
             concurrent_identical_events_without_keys_record_one_alert,
@@ -284,6 +286,69 @@ pub async fn an_identical_event_is_issued_once(b: &Backend) {
         Recorded::Duplicate(_)
     ));
     assert_eq!(b.probe.count("alerts").await, 3);
+}
+
+pub async fn an_event_that_undoes_a_later_one_is_issued_again(b: &Backend) {
+    with_passengers(b, 1).await;
+    created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
+    created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("11:00"), None)
+            .await
+            .unwrap(),
+    );
+    // Back to 10:30: passengers who were told 11:00 must hear of it.
+    let back = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
+    match b
+        .alerts
+        .record(AlertId::new(), &delayed_to("10:30"), None)
+        .await
+        .unwrap()
+    {
+        Recorded::Duplicate(a) => assert_eq!(a.id, back.id),
+        other => panic!("expected the latest alert, got {other:?}"),
+    }
+    assert_eq!(b.probe.count("alerts").await, 3);
+}
+
+pub async fn a_key_is_replayed_before_anything_else(b: &Backend) {
+    with_passengers(b, 1).await;
+    let idem = Idempotency {
+        key: "k-1".into(),
+        fingerprint: "f".repeat(64),
+    };
+    assert_eq!(b.alerts.replay(&idem).await.unwrap(), None, "a new key");
+    let first = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+            .await
+            .unwrap(),
+    );
+    match b.alerts.replay(&idem).await.unwrap() {
+        Some(Recorded::Replayed {
+            alert,
+            created: true,
+        }) => assert_eq!(alert.id, first.id),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    let other = Idempotency {
+        fingerprint: "0".repeat(64),
+        ..idem
+    };
+    assert_eq!(
+        b.alerts.replay(&other).await.unwrap(),
+        Some(Recorded::KeyReused)
+    );
 }
 
 pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {

@@ -98,6 +98,10 @@ pub trait AlertStore: Send + Sync {
         idempotency: Option<&Idempotency>,
     ) -> Result<Recorded, StoreError>;
 
+    /// The answer already given for an idempotency key: `Replayed` for the same request,
+    /// `KeyReused` for another one, `None` for a key not seen yet.
+    async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError>;
+
     /// Newest first; at most `query.limit` items.
     async fn list(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError>;
 

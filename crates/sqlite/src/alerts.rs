@@ -135,6 +135,12 @@ impl AlertStore for SqliteAlertStore {
         }
     }
 
+    async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError> {
+        replay(&self.pool, idempotency)
+            .await
+            .map_err(StoreError::new)
+    }
+
     async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN alert_outbox o ON o.alert_seq = a.seq WHERE TRUE"
@@ -289,26 +295,37 @@ async fn record_once(
             Ok(_) => {}
             Err(e) if crate::is_unique_violation(&e) => {
                 tx.rollback().await?;
-                return replay(pool, idem).await;
+                // The duplicate key is committed (we waited on it), so it is there to replay.
+                return replay(pool, idem)
+                    .await?
+                    .ok_or_else(|| invalid("idempotency key vanished"));
             }
             Err(e) => return Err(e),
         }
     }
-    let event_key = n.event.dedup_key();
-    let existing: Option<i64> = sqlx::query_scalar(
-        "SELECT seq FROM alerts WHERE flight_number = ? AND departure_date = ? AND event_key = ?",
+    // A duplicate is an event identical to the flight's latest alert: the same report again.
+    // The same event after a different one (10:30, then 11:00, then back to 10:30) is news.
+    let dedup = n.event.dedup_key();
+    let latest: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, event_key FROM alerts WHERE flight_number = ? AND departure_date = ? \
+         ORDER BY seq DESC LIMIT 1",
     )
     .bind(n.flight.number.as_str())
     .bind(n.flight.date)
-    .bind(&event_key)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(seq) = existing {
-        remember(&mut tx, idempotency, seq, false).await?;
-        let alert = load_alert(&mut tx, seq).await?;
-        tx.commit().await?;
-        return Ok(Recorded::Duplicate(alert));
+    if let Some((seq, key)) = &latest {
+        if key.split('#').next() == Some(dedup.as_str()) {
+            let seq = *seq;
+            remember(&mut tx, idempotency, seq, false).await?;
+            let alert = load_alert(&mut tx, seq).await?;
+            tx.commit().await?;
+            return Ok(Recorded::Duplicate(alert));
+        }
     }
+    // Unique per flight with the alert it follows: of two identical reports racing past the
+    // check above, the second fails on the unique key and, retried, finds the first.
+    let event_key = format!("{dedup}#{}", latest.map_or(0, |(seq, _)| seq));
     let (est, est_off) = match n.event.estimated_departure() {
         Some(t) => {
             let (utc, off) = time::split(t);
@@ -375,20 +392,25 @@ async fn remember(
     Ok(())
 }
 
-async fn replay(pool: &SqlitePool, idem: &Idempotency) -> Result<Recorded, sqlx::Error> {
+/// The first answer for this key, or `KeyReused`; `None` when the key is new.
+async fn replay(pool: &SqlitePool, idem: &Idempotency) -> Result<Option<Recorded>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let (fingerprint, seq, created): (String, Option<i64>, bool) = sqlx::query_as(
+    let row: Option<(String, Option<i64>, bool)> = sqlx::query_as(
         "SELECT fingerprint, alert_seq, created FROM idempotency_keys WHERE idem_key = ?",
     )
     .bind(&idem.key)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    let Some((fingerprint, seq, created)) = row else {
+        return Ok(None);
+    };
     if fingerprint != idem.fingerprint {
-        return Ok(Recorded::KeyReused);
+        return Ok(Some(Recorded::KeyReused));
     }
+    // The key row and its alert are committed together, so a visible key has its alert.
     let seq = seq.ok_or_else(|| invalid("idempotency key without its alert"))?;
     let alert = load_alert(&mut conn, seq).await?;
-    Ok(Recorded::Replayed { alert, created })
+    Ok(Some(Recorded::Replayed { alert, created }))
 }
 
 async fn claim_seq(

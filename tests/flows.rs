@@ -166,6 +166,11 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(h: Harness) {
         .as_str()
         .unwrap()
         .contains("Idempotency-Key"));
+    // The key decides before anything else: a reused key is a 422 even for an unknown flight.
+    let mut unknown = delay("2026-12-01T10:30:00-08:00");
+    unknown["flightNumber"] = json!("UA999");
+    let (status, _, _) = notify("evt-42", unknown).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     assert_eq!(h.settled_sms().await.len(), 2);
     assert_eq!(h.count("alerts").await, 1);

@@ -49,16 +49,25 @@ impl SmsSender for SnsSmsSender {
 }
 
 /// Invalid, disabled or opted-out numbers will never succeed; throttling, 5xx, timeouts and
-/// network failures may.
+/// network failures may. A parameter error that is not about the phone number (a bad sender id,
+/// SMS not available in the region) concerns every recipient, so it is not a reason to skip this
+/// one: it is retried and, if it persists, ends in the dead letters, where someone will see it.
+/// The provider's text can quote the number: it is redacted before it goes anywhere.
 fn classify(e: SdkError<PublishError>) -> SendError {
-    let text = crate::describe(&e);
+    let text = flightwatch_domain::redact_phone_numbers(&crate::describe(&e));
+    let about_the_number = |message: Option<&str>| {
+        message.is_some_and(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("phonenumber") || m.contains("phone number") || m.contains("opted out")
+        })
+    };
     match e.as_service_error() {
+        Some(PublishError::EndpointDisabledException(_)) => SendError::Rejected(text),
         Some(
-            PublishError::InvalidParameterException(_)
+            err @ (PublishError::InvalidParameterException(_)
             | PublishError::InvalidParameterValueException(_)
-            | PublishError::EndpointDisabledException(_)
-            | PublishError::ValidationException(_),
-        ) => SendError::Rejected(text),
+            | PublishError::ValidationException(_)),
+        ) if about_the_number(err.meta().message()) => SendError::Rejected(text),
         _ => SendError::Transient(text),
     }
 }

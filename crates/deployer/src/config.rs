@@ -51,7 +51,16 @@ pub async fn function_users(
                 let props = flightwatch_config::parse_properties(std::str::from_utf8(&bytes)?)?;
                 props.get("jdbc.password").cloned()
             }
-            Err(_) => None,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+            // Anything else (access denied, KMS, throttling) must not mint a new password that no
+            // config file holds: that would lock the running functions out.
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "reading s3://{bucket}/{}: {}",
+                    config_key(stage, name),
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ))
+            }
         };
         let password = existing.unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 32));
         users.push(FunctionUser {

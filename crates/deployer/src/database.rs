@@ -24,7 +24,9 @@ pub async fn provision_direct(
         .to_owned();
     let pool = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(1)
-        .connect_with(settings.connect_options().clone())
+        .connect_with(flightwatch_mysql::provision::quiet(
+            settings.connect_options().clone(),
+        ))
         .await
         .context("connecting to the database as admin")?;
     provision(&pool, &database, users, require_tls).await?;

@@ -65,6 +65,30 @@ impl<'de> Deserialize<'de> for PhoneNumber {
     }
 }
 
+/// Masks anything that looks like a phone number (`+` and 7 or more digits) in free text, such
+/// as an error message from an SMS provider that quotes the number it refused.
+pub fn redact_phone_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '+' {
+            let digits = text[i + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .count();
+            if digits >= 7 {
+                out.push_str("+•••");
+                for _ in 0..digits {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -174,6 +198,24 @@ mod tests {
         assert!(!format!("{phone:?}").contains("5550100"));
         let short = PhoneNumber::parse("+12345678").unwrap();
         assert_eq!(short.masked(), "+12•••5678");
+    }
+
+    #[test]
+    fn phone_numbers_are_redacted_from_free_text() {
+        assert_eq!(
+            redact_phone_numbers(
+                "Invalid parameter: PhoneNumber Reason: +14155550100 is not valid"
+            ),
+            "Invalid parameter: PhoneNumber Reason: +••• is not valid"
+        );
+        assert_eq!(
+            redact_phone_numbers("UA123 +1 day, +123"),
+            "UA123 +1 day, +123"
+        );
+        assert_eq!(
+            redact_phone_numbers("+447911123456+14155550100"),
+            "+•••+•••"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod ports;
 pub mod sms;
 
 pub use alert::{Alert, AlertId, AlertQuery, Publication};
-pub use contact::{Email, PassengerName, PhoneNumber};
+pub use contact::{redact_phone_numbers, Email, PassengerName, PhoneNumber};
 pub use event::{EventKind, FlightEvent, Notification, Reason};
 pub use flight::{
     AirportCode, DepartureDate, FlightKey, FlightNumber, FlightRegistration, FlightSchedule,

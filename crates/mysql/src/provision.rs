@@ -88,6 +88,15 @@ pub enum ProvisionError {
     Sql(#[from] sqlx::Error),
 }
 
+/// Connect options that never log statements: sqlx logs statement text (at debug, and slow ones
+/// at warn), and provisioning statements contain passwords.
+pub fn quiet(options: sqlx::mysql::MySqlConnectOptions) -> sqlx::mysql::MySqlConnectOptions {
+    use sqlx::ConnectOptions;
+    options
+        .log_statements(log::LevelFilter::Off)
+        .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(3600))
+}
+
 fn identifier(name: &str) -> Result<&str, ProvisionError> {
     let ok = (1..=64).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -96,7 +105,7 @@ fn identifier(name: &str) -> Result<&str, ProvisionError> {
 }
 
 /// Applies the migrations, then creates (or updates) each user with exactly its grants. Safe to
-/// run on every deploy.
+/// run on every deploy. Connect `admin` with `quiet` options: these statements carry passwords.
 pub async fn provision(
     admin: &MySqlPool,
     database: &str,
@@ -124,6 +133,12 @@ pub async fn provision(
         .await?;
         sqlx::raw_sql(&format!(
             "ALTER USER '{name}'@'%' IDENTIFIED BY '{pw}' {tls}"
+        ))
+        .execute(admin)
+        .await?;
+        // Exactly these grants: whatever an earlier version granted goes first.
+        sqlx::raw_sql(&format!(
+            "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{name}'@'%'"
         ))
         .execute(admin)
         .await?;

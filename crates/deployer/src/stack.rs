@@ -87,6 +87,15 @@ pub async fn deploy(cf: &Client, spec: StackSpec<'_>) -> anyhow::Result<()> {
         }
         Some(_) => {
             println!("updating stack {}", spec.name);
+            // Parameters not given keep their current values: a plain redeploy must not reset
+            // what an earlier one set (instance class, NAT, Multi-AZ).
+            let given: Vec<String> = spec.parameters.iter().map(|(k, _)| k.clone()).collect();
+            let mut params = params.clone();
+            for key in parameters(cf, spec.name).await?.into_keys() {
+                if !given.contains(&key) {
+                    params.push(Parameter::builder().parameter_key(key).use_previous_value(true).build());
+                }
+            }
             let updated = cf
                 .update_stack()
                 .stack_name(spec.name)

@@ -122,24 +122,29 @@ impl SmsText {
             let body = with_reason(&facts, &reason, Encoding::Gsm7).unwrap_or(facts);
             return Self::gsm7(body);
         }
-        // A few stray symbols (an emoji, say) are dropped rather than cost 90 characters;
-        // a reason mostly in another script is sent as UCS-2.
+        // A few stray symbols (an emoji, say) are dropped rather than cost 90 characters; a
+        // reason mostly in another script goes as UCS-2 when some of it fits in 70, and as what
+        // GSM-7 can carry of it otherwise: a shortened reason beats none.
         let kept: String = reason
             .chars()
             .filter(|&c| gsm7_septets(c).is_some())
             .collect();
         let kept = kept.split_whitespace().collect::<Vec<_>>().join(" ");
-        if kept.chars().count() * 10 >= reason.chars().count() * 9 {
-            let body = with_reason(&facts, &kept, Encoding::Gsm7).unwrap_or(facts);
-            return Self::gsm7(body);
+        let mostly_kept = kept.chars().count() * 10 >= reason.chars().count() * 9;
+        if !mostly_kept {
+            if let Some(body) = with_reason(&facts, &reason, Encoding::Ucs2) {
+                return Self {
+                    body,
+                    encoding: Encoding::Ucs2,
+                };
+            }
         }
-        match with_reason(&facts, &reason, Encoding::Ucs2) {
-            Some(body) => Self {
-                body,
-                encoding: Encoding::Ucs2,
-            },
-            None => Self::gsm7(facts),
-        }
+        let has_words = kept.chars().any(char::is_alphanumeric);
+        let body = has_words
+            .then(|| with_reason(&facts, &kept, Encoding::Gsm7))
+            .flatten()
+            .unwrap_or(facts);
+        Self::gsm7(body)
     }
 
     fn gsm7(body: String) -> Self {
@@ -377,6 +382,22 @@ mod tests {
         let text = SmsText::for_alert(&m);
         assert_eq!(text.encoding(), Encoding::Ucs2);
         assert!(text.as_str().ends_with("由于天气原因取消"));
+    }
+
+    #[test]
+    fn an_emoji_is_dropped_rather_than_the_reason() {
+        let m = message(
+            EventKind::Delayed,
+            Some("2026-12-01T10:30:00-08:00"),
+            Some("Late inbound aircraft ✈️"),
+        );
+        let text = SmsText::for_alert(&m);
+        assert_eq!(text.encoding(), Encoding::Gsm7);
+        assert!(
+            text.as_str().ends_with("Reason: Late inbound aircraft"),
+            "{:?}",
+            text.as_str()
+        );
     }
 
     #[test]

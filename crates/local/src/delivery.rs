@@ -1,6 +1,8 @@
 //! The sms function's end of an SNS HTTP subscription: SNS posts each notification here; it is
 //! handed to the sms handler in the same event envelope Lambda would build from it.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -8,14 +10,16 @@ use axum::Router;
 use flightwatch_sms::Texting;
 use serde_json::Value;
 
-pub(crate) fn router(texting: Texting) -> Router {
+/// Accepts deliveries from `topic_arn` only: anything else posted here could send real SMS.
+pub(crate) fn router(texting: Texting, topic_arn: String) -> Router {
     Router::new()
         .route(crate::SNS_DELIVERY_PATH, post(deliver))
-        .with_state(texting)
+        .with_state(Arc::new((texting, topic_arn)))
 }
 
 /// Answers at once, as Lambda's async invocation does; the SMS go out on their own task.
-async fn deliver(State(texting): State<Texting>, body: String) -> StatusCode {
+async fn deliver(State(state): State<Arc<(Texting, String)>>, body: String) -> StatusCode {
+    let (texting, topic_arn) = (&state.0, &state.1);
     let Ok(notification) = serde_json::from_str::<Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
@@ -28,6 +32,10 @@ async fn deliver(State(texting): State<Texting>, body: String) -> StatusCode {
         }
         _ => return StatusCode::BAD_REQUEST,
     }
+    if notification.get("TopicArn").and_then(Value::as_str) != Some(topic_arn.as_str()) {
+        tracing::warn!("refused a notification from another topic");
+        return StatusCode::FORBIDDEN;
+    }
     let event = match flightwatch_sms::sns_event_from_http(&notification) {
         Ok(event) => event,
         Err(e) => {
@@ -35,6 +43,7 @@ async fn deliver(State(texting): State<Texting>, body: String) -> StatusCode {
             return StatusCode::BAD_REQUEST;
         }
     };
+    let texting = texting.clone();
     tokio::spawn(async move {
         if let Err(e) = flightwatch_sms::handle(&texting, event).await {
             tracing::error!(error = %e, "sms invocation failed");

@@ -254,7 +254,7 @@ async fn sns_path(
     let endpoint = format!("{public_url}{SNS_DELIVERY_PATH}");
     flightwatch_aws::subscribe_http(&sdk, &sns.alerts_topic_arn, &endpoint).await?;
     tracing::info!(topic = %sns.alerts_topic_arn, %endpoint, "alerts topic delivers to the sms handler");
-    Ok((bus, delivery::router(texting)))
+    Ok((bus, delivery::router(texting, sns.alerts_topic_arn.clone())))
 }
 
 /// Where the alerts topic delivers on the AWS path.

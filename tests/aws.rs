@@ -220,9 +220,14 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         .execute(&pool)
         .await
         .unwrap();
-    let report = publish::relay(store.as_ref(), bus.as_ref(), 10)
-        .await
-        .unwrap();
+    let report = publish::relay(
+        store.as_ref(),
+        bus.as_ref(),
+        10,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.published, 1);
     let sent = moto::topic_messages(&arn).await;
     assert_eq!(sent.len(), 1);

@@ -48,7 +48,11 @@ pub async fn publish(
     let messages = pending.messages();
     let parts = messages.len() as u32;
     for message in messages.iter().skip(pending.parts_published as usize) {
-        if let Err(e) = bus.publish(message).await {
+        let published = match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(message)).await {
+            Ok(result) => result,
+            Err(_) => Err(BusError("publishing timed out".into())),
+        };
+        if let Err(e) = published {
             tracing::warn!(error = %e, part = message.part, "publish failed; the alert stays pending");
             store
                 .mark_failed(id, &e.to_string(), retry_after(pending.attempts))
@@ -71,14 +75,27 @@ pub struct RelayReport {
     pub failed: u32,
 }
 
-/// One pass of the outbox relay: publishes up to `batch` due alerts.
+/// How long one publish may take before it counts as failed: several of them fit in a lease.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One pass of the outbox relay: publishes due alerts one at a time (each claimed just before it
+/// is published, so no lease runs out while it waits its turn), at most `batch` of them, and
+/// starts no new one after `budget` — in Lambda, well inside the function's timeout.
 pub async fn relay(
     store: &dyn AlertStore,
     bus: &dyn AlertBus,
     batch: u32,
+    budget: Duration,
 ) -> Result<RelayReport, StoreError> {
+    let started = tokio::time::Instant::now();
     let mut report = RelayReport::default();
-    for pending in store.claim_due(batch, LEASE).await? {
+    for _ in 0..batch {
+        if started.elapsed() >= budget {
+            break;
+        }
+        let Some(pending) = store.claim_due(1, LEASE).await?.pop() else {
+            break;
+        };
         match publish(store, bus, pending).await {
             Ok(()) => report.published += 1,
             Err(PublishError::Bus(_)) => report.failed += 1,

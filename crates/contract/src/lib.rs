@@ -59,12 +59,16 @@ macro_rules! for_each_contract {
             alerts_page_newest_first_and_stay_stable_under_inserts,
             alerts_filter_by_flight_date_event_and_time,
             a_pending_alert_is_leased_to_one_publisher_until_published,
+            publication_progress_never_goes_back,
             a_failed_publish_stays_pending_until_the_relay_publishes_it,
             a_big_alert_resumes_after_the_parts_already_published,
             times_keep_their_instant_and_offset
         );
     };
 }
+
+/// The relay's time budget in these tests: ample for a handful of alerts.
+const SECOND: Duration = Duration::from_secs(1);
 
 fn passenger(i: u32, email: &str) -> Passenger {
     Passenger {
@@ -600,6 +604,18 @@ pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Back
     assert_eq!(listed[0].publication, Publication::Published);
 }
 
+pub async fn publication_progress_never_goes_back(b: &Backend) {
+    with_passengers(b, 1).await;
+    let alert = created(b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap());
+    b.alerts.claim(alert.id, Duration::from_secs(30)).await.unwrap().unwrap();
+    // A late publisher reporting less progress than a later one must not undo it.
+    b.alerts.mark_progress(alert.id, 2).await.unwrap();
+    b.alerts.mark_progress(alert.id, 1).await.unwrap();
+    b.probe.make_outbox_due().await;
+    let pending = b.alerts.claim(alert.id, Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(pending.parts_published, 2);
+}
+
 /// Fails the next `failures` publishes (or only those of `fail_part`), then records messages.
 #[derive(Default)]
 struct FlakyBus {
@@ -645,12 +661,14 @@ pub async fn a_failed_publish_stays_pending_until_the_relay_publishes_it(b: &Bac
     assert!(error.is_some_and(|e| e.contains("topic unreachable")));
     // Not due before its retry delay; published by the relay once it is.
     assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap(),
+        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+            .await
+            .unwrap(),
         publish::RelayReport::default()
     );
     b.probe.make_outbox_due().await;
     assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10)
+        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
             .await
             .unwrap()
             .published,
@@ -661,7 +679,9 @@ pub async fn a_failed_publish_stays_pending_until_the_relay_publishes_it(b: &Bac
     assert_eq!(published[0].alert_id, alert.id);
     assert_eq!(published[0].recipients.len(), 3);
     assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap(),
+        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+            .await
+            .unwrap(),
         publish::RelayReport::default()
     );
     let (attempts, error) = b.probe.outbox_attempts().await;
@@ -687,7 +707,9 @@ pub async fn a_big_alert_resumes_after_the_parts_already_published(b: &Backend) 
         .is_err());
     assert_eq!(bus.published.lock().unwrap().len(), 1);
     b.probe.make_outbox_due().await;
-    publish::relay(b.alerts.as_ref(), &bus, 10).await.unwrap();
+    publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+        .await
+        .unwrap();
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.iter().map(|m| m.part).collect::<Vec<_>>(), [1, 2]);
     let mut phones: Vec<_> = published

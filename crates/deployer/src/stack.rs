@@ -93,7 +93,12 @@ pub async fn deploy(cf: &Client, spec: StackSpec<'_>) -> anyhow::Result<()> {
             let mut params = params.clone();
             for key in parameters(cf, spec.name).await?.into_keys() {
                 if !given.contains(&key) {
-                    params.push(Parameter::builder().parameter_key(key).use_previous_value(true).build());
+                    params.push(
+                        Parameter::builder()
+                            .parameter_key(key)
+                            .use_previous_value(true)
+                            .build(),
+                    );
                 }
             }
             let updated = cf

@@ -283,7 +283,7 @@ async fn relay_forever(store: Arc<dyn AlertStore>, bus: Arc<dyn AlertBus>, every
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match publish::relay(store.as_ref(), bus.as_ref(), 50).await {
+        match publish::relay(store.as_ref(), bus.as_ref(), 50, Duration::from_secs(5)).await {
             Ok(r) if r.published + r.failed > 0 => {
                 tracing::info!(
                     published = r.published,

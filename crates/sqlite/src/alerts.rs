@@ -221,7 +221,7 @@ impl AlertStore for SqliteAlertStore {
 
     async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE alert_outbox SET parts_published = ? \
+            "UPDATE alert_outbox SET parts_published = MAX(parts_published, ?) \
              WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
         )
         .bind(i64::from(parts))

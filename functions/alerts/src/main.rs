@@ -2,6 +2,7 @@
 //! alerts router served for API Gateway, and the outbox relay run by the schedule.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_api::publish;
@@ -24,7 +25,9 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     flightwatch_lambda::run_http_and_schedule(app, move || {
         let (store, bus) = (store.clone(), bus.clone());
         async move {
-            let report = publish::relay(store.as_ref(), bus.as_ref(), 100).await?;
+            // The function times out after 10 s: start no new publication after 5.
+            let report =
+                publish::relay(store.as_ref(), bus.as_ref(), 100, Duration::from_secs(5)).await?;
             Ok(serde_json::json!({"published": report.published, "failed": report.failed}))
         }
     })

@@ -606,13 +606,27 @@ pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Back
 
 pub async fn publication_progress_never_goes_back(b: &Backend) {
     with_passengers(b, 1).await;
-    let alert = created(b.alerts.record(AlertId::new(), &cancelled(), None).await.unwrap());
-    b.alerts.claim(alert.id, Duration::from_secs(30)).await.unwrap().unwrap();
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None)
+            .await
+            .unwrap(),
+    );
+    b.alerts
+        .claim(alert.id, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
     // A late publisher reporting less progress than a later one must not undo it.
     b.alerts.mark_progress(alert.id, 2).await.unwrap();
     b.alerts.mark_progress(alert.id, 1).await.unwrap();
     b.probe.make_outbox_due().await;
-    let pending = b.alerts.claim(alert.id, Duration::from_secs(30)).await.unwrap().unwrap();
+    let pending = b
+        .alerts
+        .claim(alert.id, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pending.parts_published, 2);
 }
 

@@ -14,7 +14,7 @@ pub struct SnsAlertBus {
 
 impl SnsAlertBus {
     pub fn from_config(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
-        Self::new(aws_sdk_sns::Client::new(sdk), topic_arn)
+        Self::new(crate::sns_client(sdk), topic_arn)
     }
 
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {

@@ -17,6 +17,18 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// An SNS client whose calls give up after 5 s (retries included), so a slow call cannot eat a
+/// function's whole time budget; the callers retry or hand the work on.
+pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
+    let timeouts = aws_sdk_sns::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(std::time::Duration::from_secs(5))
+        .build();
+    let conf = aws_sdk_sns::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_sns::Client::from_conf(conf)
+}
+
 /// An S3 client; path-style addressing when an endpoint is overridden, since emulators (and
 /// VPC endpoints by URL) do not serve bucket subdomains.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

@@ -15,7 +15,7 @@ pub struct SnsSmsSender {
 impl SnsSmsSender {
     /// `sender_id` is shown as the sender where carriers allow it (not in the US).
     pub fn from_config(sdk: &aws_config::SdkConfig, sender_id: Option<String>) -> Self {
-        Self::new(aws_sdk_sns::Client::new(sdk), sender_id)
+        Self::new(crate::sns_client(sdk), sender_id)
     }
 
     pub fn new(client: aws_sdk_sns::Client, sender_id: Option<String>) -> Self {

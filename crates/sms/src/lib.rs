@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use aws_lambda_events::sns::SnsEvent;
 use flightwatch_domain::message::MessageError;
 use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
@@ -84,14 +86,29 @@ enum Outcome {
     Sent,
     Skipped,
     Failed(PhoneNumber),
+    /// Not tried: the invocation was about to run out of time.
+    Unsent(PhoneNumber),
 }
+
+/// Time kept in hand before the invocation's deadline: no SMS is started after it, so the
+/// recipients not reached yet can still be handed on before Lambda stops the function.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Handles one SNS event: every record is one alert message.
 pub async fn handle(texting: &Texting, event: SnsEvent) -> Result<Report, HandleError> {
+    handle_until(texting, event, None).await
+}
+
+/// Handles one SNS event, starting no SMS within `DEADLINE_MARGIN` of `deadline` (Lambda's).
+pub async fn handle_until(
+    texting: &Texting,
+    event: SnsEvent,
+    deadline: Option<Instant>,
+) -> Result<Report, HandleError> {
     let mut report = Report::default();
     for record in event.records {
         let message = AlertMessage::parse(&record.sns.message)?;
-        let r = deliver(texting, &message).await?;
+        let r = deliver(texting, &message, deadline).await?;
         report.sent += r.sent;
         report.skipped += r.skipped;
         report.retried += r.retried;
@@ -102,23 +119,41 @@ pub async fn handle(texting: &Texting, event: SnsEvent) -> Result<Report, Handle
 
 /// Sends one alert message's SMS and hands on the recipients still to reach.
 #[tracing::instrument(skip_all, fields(alert_id = %message.alert_id, part = message.part, attempt = message.attempt, recipients = message.recipients.len()))]
-pub async fn deliver(texting: &Texting, message: &AlertMessage) -> Result<Report, HandleError> {
+pub async fn deliver(
+    texting: &Texting,
+    message: &AlertMessage,
+    deadline: Option<Instant>,
+) -> Result<Report, HandleError> {
+    let cutoff = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
     let body = SmsText::for_alert(message).into_string();
     // Owned items: a stream of borrowed ones trips the compiler's Send inference in spawned tasks.
     let body = body.as_str();
     let outcomes: Vec<Outcome> = stream::iter(message.recipients.iter().cloned())
-        .map(|to| send_one(texting, message, to, body))
+        .map(|to| send_one(texting, message, to, body, cutoff))
         .buffer_unordered(texting.policy.concurrency.max(1))
         .collect()
         .await;
     let mut report = Report::default();
     let mut failed = Vec::new();
+    let mut unsent = Vec::new();
     for outcome in outcomes {
         match outcome {
             Outcome::Sent => report.sent += 1,
             Outcome::Skipped => report.skipped += 1,
             Outcome::Failed(phone) => failed.push(phone),
+            Outcome::Unsent(phone) => unsent.push(phone),
         }
+    }
+    if !unsent.is_empty() {
+        // Not tried, so no attempt used up: the same attempt again, in a fresh invocation.
+        let count = unsent.len() as u32;
+        let rest = AlertMessage {
+            recipients: unsent,
+            ..message.clone()
+        };
+        texting.retries.publish(&rest).await?;
+        tracing::warn!(count, "out of time: recipients not tried yet handed on");
+        report.retried += count;
     }
     if !failed.is_empty() {
         let count = failed.len() as u32;
@@ -130,7 +165,7 @@ pub async fn deliver(texting: &Texting, message: &AlertMessage) -> Result<Report
                 next_attempt = next.attempt,
                 "recipients republished for another attempt"
             );
-            report.retried = count;
+            report.retried += count;
         } else {
             texting.dead_letters.publish(&next).await?;
             tracing::error!(
@@ -153,7 +188,12 @@ async fn send_one(
     message: &AlertMessage,
     to: PhoneNumber,
     body: &str,
+    cutoff: Option<Instant>,
 ) -> Outcome {
+    let out_of_time = || cutoff.is_some_and(|c| Instant::now() >= c);
+    if out_of_time() {
+        return Outcome::Unsent(to);
+    }
     let sms = OutgoingSms {
         to,
         body: body.to_owned(),
@@ -173,6 +213,9 @@ async fn send_one(
             Err(SendError::Transient(why)) => {
                 tracing::warn!(to = %sms.to, try_, reason = %why, "sms failed, may retry");
                 if try_ < texting.policy.tries {
+                    if out_of_time() {
+                        break;
+                    }
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }

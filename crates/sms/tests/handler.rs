@@ -238,3 +238,20 @@ async fn a_failed_republish_is_retryable_and_sends_nothing_twice() {
     );
     assert_eq!(rig.sender.sent.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn recipients_not_reached_before_the_deadline_are_handed_on_untried() {
+    let rig = rig(&[]);
+    let deadline = tokio::time::Instant::now() + flightwatch_sms::DEADLINE_MARGIN / 2;
+    let event = sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[message(5)]).unwrap();
+    let report = flightwatch_sms::handle_until(&rig.texting, event, Some(deadline))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0);
+    assert_eq!(report.retried, 5);
+    let handed_on = rig.retries.0.lock().unwrap().clone();
+    assert_eq!(handed_on.len(), 1);
+    assert_eq!(handed_on[0].attempt, 1, "no attempt used up");
+    assert_eq!(handed_on[0].recipients.len(), 5);
+    assert!(rig.sender.sent.lock().unwrap().is_empty());
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_lambda_events::sns::SnsEvent;
 use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
 use flightwatch_config::{optional_env, required_env};
-use flightwatch_sms::{handle, Policy, Texting};
+use flightwatch_sms::{handle_until, Policy, Texting};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
@@ -29,7 +29,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let texting = &texting;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
-        handle(texting, event.payload).await
+        let deadline = deadline(event.context.deadline);
+        handle_until(texting, event.payload, Some(deadline)).await
     }))
     .await
+}
+
+/// Lambda's deadline (milliseconds since the epoch) as an instant on this clock.
+fn deadline(epoch_ms: u64) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(epoch_ms.saturating_sub(now_ms))
 }

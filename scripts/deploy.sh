@@ -61,6 +61,8 @@ if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
   deploy functions --stage "$stage"
 else
   npx serverless deploy --stage "$stage" --region "$region"
+  # CloudFormation deploys the API once; this makes a changed openapi.yaml live every time.
+  deploy api-deployment --stage "$stage"
 fi
 
 fw_log "[5/5] database users and migrations"

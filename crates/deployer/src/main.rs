@@ -68,6 +68,12 @@ enum Command {
         #[arg(long)]
         require_tls: bool,
     },
+    /// Deploys the REST API's current definition to its stage. CloudFormation creates the API
+    /// deployment only once, so without this a changed `openapi.yaml` would never go live.
+    ApiDeployment {
+        #[arg(long)]
+        stage: String,
+    },
     /// Rehearsal only: deploys the packaged functions' stack where `sls deploy` cannot go.
     Functions {
         #[arg(long)]
@@ -194,6 +200,27 @@ async fn main() -> anyhow::Result<()> {
                 &cli.root.join(artifacts),
             )
             .await?;
+        }
+        Command::ApiDeployment { stage } => {
+            let outputs = stack::outputs(&cf, &functions_stack(&stage)).await?;
+            let api = config::output(&outputs, "RestApiId")?;
+            let deployment = aws_sdk_apigateway::Client::new(&sdk)
+                .create_deployment()
+                .rest_api_id(api)
+                .stage_name(&stage)
+                .description("flightwatch-deploy: openapi.yaml as deployed")
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "deploying API {api} to {stage}: {}",
+                        aws_sdk_apigateway::error::DisplayErrorContext(e)
+                    )
+                })?;
+            println!(
+                "API {api} deployed to stage {stage} (deployment {})",
+                deployment.id().unwrap_or_default()
+            );
         }
         Command::RemoveFunctions { stage } => {
             functions::remove(&cf, &s3, &functions_stack(&stage)).await?

@@ -13,7 +13,7 @@ use flightwatch_aws::{
     database_settings, s3_client, ConfigSource, LoadError, SnsAlertBus, SnsSmsSender,
 };
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{AlertBus, OutgoingSms, SmsSender};
+use flightwatch_domain::ports::{AlertBus, FlightStore, OutgoingSms, SmsSender};
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule,
     PhoneNumber, Publication,
@@ -177,8 +177,29 @@ async fn register(h: &Harness, phones: &[String]) {
 async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay_publishes_it(
     pool: MySqlPool,
 ) {
-    let h = Harness::start(pool.clone()).await;
-    register(&h, &[fresh_phone(), fresh_phone()]).await;
+    // The stores alone, without a local stack: its relay would race this test's publication.
+    flightwatch_mysql::migrate_all(&pool).await.unwrap();
+    let passengers = [fresh_phone(), fresh_phone()]
+        .iter()
+        .map(|p| flightwatch_domain::Passenger {
+            name: flightwatch_domain::PassengerName::parse("Passenger").unwrap(),
+            email: flightwatch_domain::Email::parse("p@example.com").unwrap(),
+            phone: PhoneNumber::parse(p).unwrap(),
+        })
+        .collect();
+    let registration = flightwatch_domain::FlightRegistration::new(
+        FlightNumber::parse("UA123").unwrap(),
+        AirportCode::parse("SFO").unwrap(),
+        AirportCode::parse("JFK").unwrap(),
+        parse_time("2026-12-01T08:05:00-08:00").unwrap(),
+        parse_time("2026-12-01T16:40:00-05:00").unwrap(),
+        passengers,
+    )
+    .unwrap();
+    flightwatch_mysql::MySqlFlightStore::new(pool.clone())
+        .register(&registration)
+        .await
+        .unwrap();
     let sdk = moto::sdk().await;
     let name = moto::unique("late-topic");
     let arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");

@@ -30,15 +30,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let texting = &texting;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
         let deadline = deadline(event.context.deadline);
-        handle_until(texting, event.payload, Some(deadline)).await
+        handle_until(texting, event.payload, deadline).await
     }))
     .await
 }
 
-/// Lambda's deadline (milliseconds since the epoch) as an instant on this clock.
-fn deadline(epoch_ms: u64) -> tokio::time::Instant {
+/// Lambda's deadline (milliseconds since the epoch) as an instant on this clock; `None` when it
+/// is not in the future (Lambda always sets one; an emulator may not), rather than send nothing.
+fn deadline(epoch_ms: u64) -> Option<tokio::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    tokio::time::Instant::now() + std::time::Duration::from_millis(epoch_ms.saturating_sub(now_ms))
+    let remaining = epoch_ms.checked_sub(now_ms).filter(|ms| *ms > 0)?;
+    Some(tokio::time::Instant::now() + std::time::Duration::from_millis(remaining))
 }

@@ -75,6 +75,10 @@ pub struct RelayReport {
     pub failed: u32,
 }
 
+/// How long an Idempotency-Key is remembered: ample for any client's retries. After that the
+/// same request is still not sent twice — it is a duplicate of the flight's latest alert.
+pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How long one publish may take before it counts as failed: several of them fit in a lease.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -89,6 +93,8 @@ pub async fn relay(
 ) -> Result<RelayReport, StoreError> {
     let started = tokio::time::Instant::now();
     let mut report = RelayReport::default();
+    // Housekeeping rides on the relay's schedule: one indexed delete.
+    store.forget_keys_older_than(KEY_RETENTION).await?;
     for _ in 0..batch {
         if started.elapsed() >= budget {
             break;

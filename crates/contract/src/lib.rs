@@ -53,6 +53,7 @@ macro_rules! for_each_contract {
             an_identical_event_is_issued_once,
             an_event_that_undoes_a_later_one_is_issued_again,
             a_key_is_replayed_before_anything_else,
+            old_keys_are_forgotten_and_their_alerts_kept,
             an_idempotency_key_replays_its_first_answer,
             concurrent_requests_with_one_key_record_one_alert,
             concurrent_identical_events_without_keys_record_one_alert,
@@ -353,6 +354,37 @@ pub async fn a_key_is_replayed_before_anything_else(b: &Backend) {
         b.alerts.replay(&other).await.unwrap(),
         Some(Recorded::KeyReused)
     );
+}
+
+pub async fn old_keys_are_forgotten_and_their_alerts_kept(b: &Backend) {
+    with_passengers(b, 1).await;
+    let idem = Idempotency {
+        key: "k-old".into(),
+        fingerprint: "f".repeat(64),
+    };
+    created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        b.alerts
+            .forget_keys_older_than(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        b.alerts
+            .forget_keys_older_than(Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(b.alerts.replay(&idem).await.unwrap(), None);
+    assert_eq!(b.probe.count("alerts").await, 1);
 }
 
 pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {

@@ -127,6 +127,9 @@ pub trait AlertStore: Send + Sync {
         retry_after: Duration,
     ) -> Result<(), StoreError>;
 
+    /// Deletes idempotency keys older than `age`; returns how many. Their alerts stay.
+    async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError>;
+
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

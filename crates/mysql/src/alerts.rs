@@ -261,6 +261,16 @@ impl AlertStore for MySqlAlertStore {
         Ok(())
     }
 
+    async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError> {
+        let before = Utc::now().naive_utc() - chrono::Duration::from_std(age).unwrap_or_default();
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(done.rows_affected())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -265,6 +265,16 @@ impl AlertStore for SqliteAlertStore {
         Ok(())
     }
 
+    async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError> {
+        let before = time::now().saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(done.rows_affected())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

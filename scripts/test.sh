@@ -65,6 +65,10 @@ fw_log "deployment as code: infra template lint (cfn-lint, checkov)"
 scripts/lint-cfn.sh infra/infra.yaml
 done_steps+=(infra-lint)
 
+fw_log "deployment as code: tests of the API checks (an operation without the API key fails)"
+python3 tests/deploy/test_check_api.py
+done_steps+=(api-checks)
+
 fw_log "deployment as code: release build of the Lambda artifacts"
 scripts/build.sh
 fw_log "deployment as code: sls package, the API against openapi.yaml, template lint"

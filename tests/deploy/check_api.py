@@ -13,6 +13,16 @@ that owns it and that API Gateway may invoke it, that the usage plan throttles a
 key, and that no function role grants anything on Resource "*" but the one documented SMS
 statement. Prints one line a check and `deploy-check: N passed, N failed`; exits 1 on a failure.
 
+The API key, per operation: API Gateway requires an API key on a method only when that operation
+has its own security requirement naming the key (`apiKeyRequired`); a root-level `security` is
+not applied on import. So every operation, in openapi.yaml and in the template, must have its own
+`security`, a non-empty list each alternative of which names the `apiKey` scheme (type apiKey,
+in header, name x-api-key), e.g. `security: [{apiKey: []}]`. A root-level `security` counts for
+nothing. The one exception is an operation meant to be public (say a provider's webhook): it
+must say both `x-flightwatch-public: true` and `security: []`, explicitly; the marker with any
+other `security`, or `security: []` without the marker, fails. api_key_problems(spec) applies
+this rule to any spec (tests/deploy/test_check_api.py).
+
 Needs PyYAML to read openapi.yaml: it re-runs itself with ~/.cache/flightwatch/venv's Python when
 the running one lacks it, and falls back to the js-yaml that Serverless installs in node_modules.
 """
@@ -136,18 +146,40 @@ def operations(doc):
                 yield path, method, item[method]
 
 
-def requires_api_key(doc, op) -> bool:
-    """Every alternative of the operation's effective security includes the x-api-key header key."""
-    security = op.get("security", doc.get("security"))
-    if not security:
-        return False
+PUBLIC_MARKER = "x-flightwatch-public"
+
+
+def api_key_problem(doc, op) -> str | None:
+    """Why the operation would not require the API key in API Gateway (None: it does, or it is
+    explicitly public). Only the operation's own `security` counts, never the root-level one."""
     schemes = (doc.get("components") or {}).get("securitySchemes") or {}
 
     def is_api_key(name):
         s = schemes.get(name) or {}
         return s.get("type") == "apiKey" and s.get("in") == "header" and str(s.get("name", "")).lower() == "x-api-key"
 
-    return all(any(is_api_key(name) for name in alt) for alt in security)
+    public = op.get(PUBLIC_MARKER) is True
+    if "security" not in op:
+        return "no `security` of its own (a root-level one is not applied by API Gateway)"
+    security = op["security"]
+    if not isinstance(security, list):
+        return f"`security` is not a list: {security!r}"
+    if public:
+        return None if security == [] else f"{PUBLIC_MARKER}: true but `security` is {security!r}, not []"
+    if not security:
+        return f"`security: []` makes it public; say `{PUBLIC_MARKER}: true` if that is meant"
+    if not all(isinstance(alt, dict) and any(is_api_key(name) for name in alt) for alt in security):
+        return f"`security` {security!r}: not every alternative names the x-api-key header scheme"
+    return None
+
+
+def api_key_problems(doc) -> list[str]:
+    """`METHOD /path: why` for every operation of doc that does not require the API key."""
+    return [
+        f"{method.upper()} {path}: {why}"
+        for path, method, op in operations(doc)
+        if (why := api_key_problem(doc, op)) is not None
+    ]
 
 
 def ref_target(value):
@@ -191,11 +223,11 @@ class Checks:
         return ok
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", default=".serverless/cloudformation-template-update-stack.json")
     parser.add_argument("--openapi", default="openapi.yaml")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     template_path = (ROOT / args.template) if not os.path.isabs(args.template) else Path(args.template)
     spec_path = (ROOT / args.openapi) if not os.path.isabs(args.openapi) else Path(args.openapi)
     if not template_path.is_file():
@@ -274,11 +306,11 @@ def main() -> int:
         body_op = (body.get("paths", {}).get(path) or {}).get(method)
         if body_op is None:
             continue  # reported above
+        spec_why, body_why = api_key_problem(spec, op), api_key_problem(body, body_op)
         c.check(
-            requires_api_key(spec, op) and requires_api_key(body, body_op),
-            f"{name} requires the API key",
-            "its effective `security` does not require the x-api-key header key in "
-            + ("openapi.yaml" if not requires_api_key(spec, op) else "the template"),
+            spec_why is None and body_why is None,
+            f"{name} requires the API key" + (" (explicitly public)" if op.get(PUBLIC_MARKER) is True else ""),
+            f"in openapi.yaml: {spec_why}" if spec_why else f"in the template: {body_why}",
         )
         expected = next((fn for rx, fn in ROUTES if rx.match(path)), None)
         integ = body_op.get("x-amazon-apigateway-integration") or {}
@@ -433,12 +465,18 @@ def summary(c: Checks) -> int:
     return 1 if c.failed else 0
 
 
-if __name__ == "__main__":
+def ensure_yaml():
+    """Re-runs the running script with the venv's Python when this one lacks PyYAML."""
     try:
-        import yaml  # noqa: F401
+        import yaml  # noqa: F401, PLC0415
     except ImportError:
         if VENV_PYTHON.is_file() and Path(sys.executable).resolve() != VENV_PYTHON.resolve() \
                 and not os.environ.get("FLIGHTWATCH_CHECK_API_REEXEC"):
             os.environ["FLIGHTWATCH_CHECK_API_REEXEC"] = "1"
-            os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+            script = str(Path(sys.argv[0]).resolve())
+            os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), script, *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    ensure_yaml()
     sys.exit(main())

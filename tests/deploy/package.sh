@@ -7,7 +7,9 @@
 #    infra/templates/serverless-params.json.mustache) to .deploy/ci/params.json;
 # 2. `npm ci` when node_modules is missing (Serverless Framework v3, pinned in package-lock.json);
 # 3. `npx serverless package --stage ci`: no AWS account or credentials needed;
-# 4. tests/deploy/check_api.py: the template against openapi.yaml;
+# 4. tests/deploy/check_api.py: the template against openapi.yaml; and
+#    tests/deploy/gateway_responses.py: the packaged API's gateway responses are problem+json
+#    whatever API Gateway puts in their variables;
 # 5. scripts/lint-cfn.sh --serverless: cfn-lint (+ serverless rules) and checkov.
 #
 # The Lambda zips must exist: build them first with scripts/build.sh (cargo lambda build
@@ -69,6 +71,8 @@ fw_log "check the API and the roles in $template"
 python=python3
 [[ -x $HOME/.cache/flightwatch/venv/bin/python ]] && python="$HOME/.cache/flightwatch/venv/bin/python"
 "$python" tests/deploy/check_api.py "$template"
+fw_log "render the gateway responses of $template with hostile values"
+"$python" tests/deploy/gateway_responses.py "$template"
 
 if [[ -x scripts/lint-cfn.sh ]]; then
   scripts/lint-cfn.sh --serverless "$template"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Tests of the deployment checks themselves, on openapi.yaml and copies of it broken on purpose.
+"""Tests of the deployment checks themselves (check_api.py, gateway_responses.py), on
+openapi.yaml and copies of it broken on purpose.
 
     tests/deploy/test_check_api.py
 
@@ -21,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import check_api  # noqa: E402
+import gateway_responses  # noqa: E402
 
 SPEC: dict = {}  # openapi.yaml, loaded by main() (after ensure_yaml)
 
@@ -108,6 +110,58 @@ def test_check_api_script_accepts_the_spec_and_rejects_a_copy_without_one_operat
     assert code == 1
     failed = [line for line in lines if line.startswith("FAIL")]
     assert len(failed) == 1 and f"{method.upper()} {path} requires the API key" in failed[0], lines
+
+
+# --- gateway_responses.py: its renderer rejects templates that are not always JSON -------------
+
+def gateway_responses_of(spec):
+    return copy.deepcopy(spec["x-amazon-apigateway-gateway-responses"])
+
+
+def with_template(responses, rtype, template):
+    responses[rtype]["responseTemplates"] = {"application/json": template}
+    return responses
+
+
+def test_every_gateway_response_of_openapi_yaml_is_always_problem_json():
+    problems = gateway_responses.problems(gateway_responses_of(SPEC))
+    assert set(gateway_responses.REQUIRED) <= set(problems), sorted(problems)
+    assert all(not errs for errs in problems.values()), problems
+
+
+def test_renderer_rejects_unsafe_templates():
+    head = '{"type":"about:blank","title":"Bad Request","status":400,'
+    unsafe = (
+        # the BAD_REQUEST_BODY template before this check existed
+        '{"type":"https://flightwatch.dev/problems/validation","title":"Request validation failed",'
+        '"status":400,"detail":"The body does not match the schema: '
+        '$context.error.validationErrorString","requestId":"$context.requestId"}',
+        head + '"detail":"$context.error.messageString"}',  # quoted twice
+        head + '"detail":"$context.error.message"}',
+        head + '"detail":"x","stage":"$stageVariables.name"}',
+        head + '"detail":"x","ua":"${method.request.header.User-Agent}"}',
+        head + '"detail":$context.requestId}',  # a UUID is no JSON value
+        head + '"detail":"$util.escapeJavaScript($context.error.message)"}',  # no VTL here
+        (head + '"detail":"x"}').replace('"status":400,', '"status":"400",'),  # status no int
+        head.replace('"type":"about:blank",', "") + '"detail":"x"}',  # no type
+    )
+    for template in unsafe:
+        responses = with_template(gateway_responses_of(SPEC), "BAD_REQUEST_BODY", template)
+        assert gateway_responses.problems(responses)["BAD_REQUEST_BODY"], template
+    safe = head + '"detail":$context.error.messageString,"code":"$context.error.responseType"}'
+    responses = with_template(gateway_responses_of(SPEC), "BAD_REQUEST_BODY", safe)
+    assert gateway_responses.problems(responses)["BAD_REQUEST_BODY"] == []
+
+
+def test_renderer_wants_problem_json_and_the_default_responses():
+    responses = gateway_responses_of(SPEC)
+    responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Content-Type"] = "'application/json'"
+    del responses["DEFAULT_5XX"]
+    problems = gateway_responses.problems(responses)
+    assert problems["THROTTLED"] and problems["DEFAULT_5XX"], problems
+    responses = gateway_responses_of(SPEC)
+    responses["DEFAULT_4XX"]["statusCode"] = "400"  # would turn a 404 or a 413 into a 400
+    assert gateway_responses.problems(responses)["DEFAULT_4XX"]
 
 
 def main() -> int:

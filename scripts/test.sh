@@ -65,7 +65,7 @@ fw_log "deployment as code: infra template lint (cfn-lint, checkov)"
 scripts/lint-cfn.sh infra/infra.yaml
 done_steps+=(infra-lint)
 
-fw_log "deployment as code: tests of the API checks (an operation without the API key fails)"
+fw_log "deployment as code: tests of the API checks (API key per operation, gateway responses)"
 python3 tests/deploy/test_check_api.py
 done_steps+=(api-checks)
 

@@ -36,6 +36,9 @@ pub fn router(state: AlertsState) -> Router {
     Router::new()
         .route("/notifications", post(notify))
         .route("/alerts", get(list))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::body::MAX_BODY_BYTES,
+        ))
         .with_state(state)
 }
 

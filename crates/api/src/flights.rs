@@ -31,6 +31,9 @@ pub fn router(state: FlightsState) -> Router {
     Router::new()
         .route("/flights", post(register))
         .route("/flights/{flight_id}", get(find))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::body::MAX_BODY_BYTES,
+        ))
         .with_state(state)
 }
 

@@ -30,13 +30,21 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("the request body must be JSON, sent with content-type: application/json")]
     UnsupportedMediaType,
+    /// 413: the body is larger than this API takes.
+    #[error(
+        "the request body is larger than {} bytes",
+        crate::body::MAX_BODY_BYTES
+    )]
+    TooLarge,
     /// 422: an Idempotency-Key reused with a different request.
     #[error("this Idempotency-Key was already used with a different request; use a new key for a new request")]
     KeyReused,
-    /// 503: a dependency (the database) is not reachable right now.
-    #[error("the service is temporarily unavailable")]
+    /// 503 with `Retry-After`: a fault that passes by itself (the database unreachable, busy or
+    /// in a deadlock).
+    #[error("the service is temporarily unavailable; retry in a few seconds")]
     Unavailable(#[source] StoreError),
-    /// 500: anything unexpected.
+    /// 500: anything unexpected, including storage faults that will not pass by themselves (a
+    /// missing grant, an unreadable row): retrying would not help, so no `Retry-After`.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -63,6 +71,7 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +84,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::TooLarge => "too-large",
             Self::KeyReused => "idempotency-key-reused",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -82,9 +92,16 @@ impl ApiError {
     }
 }
 
+/// Seconds a caller should wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::Unavailable(e)
+        if e.is_transient() {
+            Self::Unavailable(e)
+        } else {
+            Self::Internal(Box::new(e))
+        }
     }
 }
 
@@ -124,11 +141,68 @@ impl IntoResponse for ApiError {
             errors,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             json,
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap_or_default();
+        (
+            status,
+            retry,
+            serde_json::from_slice(&body).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_transient_store_fault_is_a_503_with_retry_after() {
+        let e = StoreError::transient("connection reset by peer");
+        let (status, retry, body) = answer(e.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("2"));
+        assert_eq!(body["status"], 503);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_store_fault_is_an_opaque_500_without_retry_after() {
+        let e = StoreError::permanent("SELECT command denied to user 'alerts'@'%' for table 'x'");
+        let (status, retry, body) = answer(e.into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry, None);
+        assert_eq!(body["detail"], "internal error");
+        assert!(
+            !body.to_string().contains("denied"),
+            "the cause stays in the log"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_413_problem() {
+        let (status, _, body) = answer(ApiError::TooLarge).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["type"], "https://flightwatch.dev/problems/too-large");
     }
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use flightwatch_domain::ports::{AlertBus, AlertStore, BusError, PendingAlert, StoreError};
+use flightwatch_domain::ports::{
+    AlertBus, AlertStore, BusError, Claimed, PendingAlert, StoreError,
+};
 use flightwatch_domain::AlertId;
 
 /// How long a publisher holds an alert before another may take it over: far longer than a
@@ -72,7 +74,10 @@ pub async fn publish(
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RelayReport {
     pub published: u32,
+    /// Publishes that failed: those alerts stay pending and are retried with backoff.
     pub failed: u32,
+    /// Rows that could not be processed at all, set aside as failed publications.
+    pub set_aside: u32,
 }
 
 /// How long an Idempotency-Key is remembered: ample for any client's retries. After that the
@@ -93,22 +98,55 @@ pub async fn relay(
 ) -> Result<RelayReport, StoreError> {
     let started = tokio::time::Instant::now();
     let mut report = RelayReport::default();
-    // Housekeeping rides on the relay's schedule: one indexed delete.
-    store.forget_keys_older_than(KEY_RETENTION).await?;
     for _ in 0..batch {
         if started.elapsed() >= budget {
             break;
         }
-        let Some(pending) = store.claim_due(1, LEASE).await?.pop() else {
-            break;
+        let pending = match store.claim_due(1, LEASE).await?.pop() {
+            None => break,
+            Some(Claimed::Ready(pending)) => pending,
+            Some(Claimed::Unreadable { seq, error }) => {
+                set_aside(store, seq, &error).await?;
+                report.set_aside += 1;
+                continue;
+            }
         };
+        let seq = pending.alert.seq;
         match publish(store, bus, pending).await {
             Ok(()) => report.published += 1,
             Err(PublishError::Bus(_)) => report.failed += 1,
+            // A fault of this row's own (it cannot be written back, say) must not block the
+            // others; a store that is down stops the pass, and the next one resumes.
+            Err(PublishError::Store(e)) if !e.is_transient() => {
+                set_aside(store, seq, &e).await?;
+                report.set_aside += 1;
+            }
             Err(PublishError::Store(e)) => return Err(e),
         }
     }
+    // Housekeeping rides on the relay's schedule, after publication and never in its way.
+    if let Err(e) = store.forget_keys_older_than(KEY_RETENTION).await {
+        tracing::error!(error = %chain(&e), "expiring idempotency keys failed");
+    }
     Ok(report)
+}
+
+async fn set_aside(store: &dyn AlertStore, seq: i64, error: &StoreError) -> Result<(), StoreError> {
+    let why = chain(error);
+    tracing::error!(alert_seq = seq, error = %why, "outbox row set aside: it cannot be published");
+    store.set_aside(seq, &why).await
+}
+
+/// An error with its causes, for the log and the outbox's `last_error`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use flightwatch_api::publish;
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
-    AlertBus, AlertStore, BusError, FlightStore, Idempotency, Recorded,
+    AlertBus, AlertStore, BusError, Claimed, FlightStore, Idempotency, Recorded,
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, AlertQuery, Email, EventKind, FlightEvent,
     FlightKey, FlightNumber, FlightRegistration, Notification, Passenger, PassengerName,
-    PhoneNumber, Publication, Reason,
+    PhoneNumber, Publication, Reason, SmsText,
 };
 
 /// What a contract needs to look at that the ports do not show.
@@ -30,6 +30,8 @@ pub trait Probe: Send + Sync {
     async fn make_outbox_due(&self);
     /// Publication attempts and last error of the one alert in the outbox.
     async fn outbox_attempts(&self) -> (u32, Option<String>);
+    /// Makes an alert's stored route undecodable, as a bug or a hand edit might.
+    async fn corrupt_alert(&self, id: AlertId);
 }
 
 /// One adapter, on a fresh, migrated, empty database.
@@ -63,6 +65,9 @@ macro_rules! for_each_contract {
             publication_progress_never_goes_back,
             a_failed_publish_stays_pending_until_the_relay_publishes_it,
             a_big_alert_resumes_after_the_parts_already_published,
+            an_unreadable_outbox_row_is_set_aside_and_the_others_published,
+            what_an_alert_says_is_fixed_when_it_is_recorded,
+            the_extreme_times_the_api_accepts_are_stored_alike,
             times_keep_their_instant_and_offset
         );
     };
@@ -616,7 +621,10 @@ pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Back
     tokio::time::sleep(Duration::from_millis(5)).await;
     let due = b.alerts.claim_due(10, lease).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!(due[0].attempts, 2);
+    let Claimed::Ready(due) = &due[0] else {
+        panic!("a readable alert is ready: {due:?}")
+    };
+    assert_eq!(due.attempts, 2);
     b.alerts.mark_progress(alert.id, 1).await.unwrap();
     b.alerts.mark_published(alert.id).await.unwrap();
     assert!(b
@@ -816,4 +824,116 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
             .abs()
             < 60
     );
+}
+
+pub async fn an_unreadable_outbox_row_is_set_aside_and_the_others_published(b: &Backend) {
+    with_passengers(b, 2).await;
+    let mut ids = Vec::new();
+    for n in [delayed_to("10:30"), delayed_to("11:00"), cancelled()] {
+        ids.push(created(b.alerts.record(AlertId::new(), &n, None).await.unwrap()).id);
+    }
+    b.probe.corrupt_alert(ids[0]).await;
+    let bus = FlakyBus::default();
+    let report = publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.published, report.failed, report.set_aside),
+        (2, 0, 1),
+        "the oldest row, unreadable, blocks nothing"
+    );
+    let published: Vec<AlertId> = bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.alert_id)
+        .collect();
+    assert_eq!(published, [ids[1], ids[2]]);
+    let listed = b
+        .alerts
+        .list(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .await
+        .unwrap();
+    let state = |id: AlertId| listed.iter().find(|a| a.id == id).unwrap().publication;
+    assert_eq!(state(ids[0]), Publication::Failed);
+    assert_eq!(state(ids[1]), Publication::Published);
+    assert_eq!(state(ids[2]), Publication::Published);
+    // Set aside for good: later passes do not pick it up again.
+    b.probe.make_outbox_due().await;
+    assert_eq!(
+        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+            .await
+            .unwrap(),
+        publish::RelayReport::default()
+    );
+}
+
+pub async fn what_an_alert_says_is_fixed_when_it_is_recorded(b: &Backend) {
+    with_passengers(b, 2).await;
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .await
+            .unwrap(),
+    );
+    // Re-registered before the alert is published: another time and another destination.
+    let changed = FlightRegistration::new(
+        FlightNumber::parse("UA123").unwrap(),
+        AirportCode::parse("SFO").unwrap(),
+        AirportCode::parse("BOS").unwrap(),
+        parse_time("2026-12-01T09:40:00-08:00").unwrap(),
+        parse_time("2026-12-01T18:00:00-05:00").unwrap(),
+        vec![passenger(1, "p@example.com")],
+    )
+    .unwrap();
+    b.flights.register(&changed).await.unwrap();
+    let bus = FlakyBus::default();
+    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id)
+        .await
+        .unwrap());
+    let published = bus.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        SmsText::for_alert(&published[0]).as_str(),
+        "UA123 SFO-JFK 1 Dec: DELAYED, now departs 10:30 (was 08:05). Reason: Late inbound aircraft"
+    );
+    assert_eq!(
+        published[0].recipients.len(),
+        2,
+        "its recipients are fixed too"
+    );
+}
+
+pub async fn the_extreme_times_the_api_accepts_are_stored_alike(b: &Backend) {
+    // The latest local time whose instant is still in year 9999 in UTC; a minute later is a 400.
+    assert!(parse_time("9999-12-31T23:00:00-05:00").is_err());
+    let departure = "9999-12-31T18:59:00-05:00";
+    let reg = FlightRegistration::new(
+        FlightNumber::parse("UA123").unwrap(),
+        AirportCode::parse("SFO").unwrap(),
+        AirportCode::parse("JFK").unwrap(),
+        parse_time(departure).unwrap(),
+        parse_time("9999-12-31T23:59:59Z").unwrap(),
+        vec![passenger(1, "p@example.com")],
+    )
+    .unwrap();
+    let registered = b.flights.register(&reg).await.unwrap();
+    let key: FlightKey = "UA123-9999-12-31".parse().unwrap();
+    assert_eq!(registered.flight.key, key);
+    let (summary, _) = b.flights.find(&key).await.unwrap().unwrap();
+    assert_eq!(summary.departure, parse_time(departure).unwrap());
+    assert_eq!(summary.arrival, parse_time("9999-12-31T23:59:59Z").unwrap());
+    let n = Notification {
+        flight: key,
+        event: FlightEvent::Delayed {
+            estimated_departure: parse_time("9999-12-31T18:59:59-05:00").unwrap(),
+        },
+        reason: None,
+    };
+    let alert = created(b.alerts.record(AlertId::new(), &n, None).await.unwrap());
+    assert_eq!(alert.estimated_departure, n.event.estimated_departure());
 }

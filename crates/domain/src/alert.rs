@@ -43,12 +43,15 @@ impl FromStr for AlertId {
     }
 }
 
-/// Whether the alert has reached the bus yet. `Pending` alerts are published by the outbox relay.
+/// Whether the alert has reached the bus yet. `Pending` alerts are published by the outbox relay;
+/// `Failed` ones could not be processed at all (an unreadable row) and were set aside, logged
+/// with their error, so that they stop holding up the alerts behind them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Publication {
     Pending,
     Published,
+    Failed,
 }
 
 impl Publication {
@@ -56,6 +59,7 @@ impl Publication {
         match self {
             Self::Pending => "PENDING",
             Self::Published => "PUBLISHED",
+            Self::Failed => "FAILED",
         }
     }
 }

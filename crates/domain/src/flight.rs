@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Timelike};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Timelike};
 use serde::{Deserialize, Serialize};
 
 use crate::contact::{Email, PassengerName, PhoneNumber};
@@ -136,10 +136,18 @@ pub struct Passenger {
 
 /// Parses an RFC 3339 time that carries its offset (`Z` counts as one). Schedules are kept to
 /// the second: fractions are dropped here, so every store keeps exactly what was parsed.
+///
+/// The instant, in UTC and in its own offset, must lie in the years 1000 to 9999: what MySQL's
+/// `DATETIME` and `DATE` hold, and so what every store keeps alike
+/// (`9999-12-31T23:00:00-05:00` is year 10000 in UTC: refused).
 pub fn parse_time(raw: &str) -> Result<DateTime<FixedOffset>, &'static str> {
     let t = DateTime::parse_from_rfc3339(raw).map_err(|_| {
         "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T08:05:00-08:00"
     })?;
+    let storable = |year: i32| (1000..=9999).contains(&year);
+    if !storable(t.naive_utc().year()) || !storable(t.year()) {
+        return Err("must fall in the years 1000 to 9999 in UTC");
+    }
     Ok(t.with_nanosecond(0).unwrap_or(t))
 }
 
@@ -284,6 +292,21 @@ mod tests {
         for (raw, want) in cases {
             let got = FlightNumber::parse(raw).ok();
             assert_eq!(got.as_ref().map(FlightNumber::as_str), want, "case {raw:?}");
+        }
+    }
+
+    #[test]
+    fn times_outside_what_the_databases_store_are_refused() {
+        let cases = [
+            ("9999-12-31T18:00:00-05:00", true),
+            ("9999-12-31T23:00:00-05:00", false), // year 10000 in UTC
+            ("9999-12-31T23:59:59Z", true),
+            ("1000-01-01T00:00:00Z", true),
+            ("1000-01-01T03:00:00+05:00", false), // 0999 in UTC
+            ("0999-12-31T23:30:00-01:00", false), // 0999 in its own offset
+        ];
+        for (raw, ok) in cases {
+            assert_eq!(parse_time(raw).is_ok(), ok, "case {raw}");
         }
     }
 

@@ -12,14 +12,43 @@ use crate::event::Notification;
 use crate::flight::{FlightKey, FlightRegistration, FlightSchedule, FlightSummary, Passenger};
 use crate::message::AlertMessage;
 
+/// Whether a storage failure may pass by itself. The adapter decides, since only it knows its
+/// database's error codes; callers decide what to do with it (503 and retry, or 500 and alarm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Connection refused or reset, timeouts, an exhausted pool, deadlocks and lock-wait
+    /// timeouts after the adapter's own retries: the same call may succeed in a moment.
+    Transient,
+    /// A missing grant, a row that cannot be decoded, a broken invariant: retrying will not help.
+    Permanent,
+}
+
 /// A storage failure. Its cause is for the log, never for the caller.
 #[derive(Debug, thiserror::Error)]
-#[error("storage failed: {0}")]
-pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+#[error("storage failed ({fault:?})")]
+pub struct StoreError {
+    pub fault: Fault,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 impl StoreError {
-    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self(Box::new(e))
+    pub fn transient(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            fault: Fault::Transient,
+            source: e.into(),
+        }
+    }
+
+    pub fn permanent(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            fault: Fault::Permanent,
+            source: e.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.fault == Fault::Transient
     }
 }
 
@@ -68,6 +97,8 @@ pub enum Recorded {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingAlert {
     pub alert: Alert,
+    /// The flight as it was when the alert was recorded: every part and every retry says the
+    /// same, whatever has been registered since.
     pub flight: FlightSchedule,
     pub recipients: Vec<PhoneNumber>,
     /// Publication attempts so far, this one included.
@@ -81,6 +112,18 @@ impl PendingAlert {
     pub fn messages(&self) -> Vec<AlertMessage> {
         AlertMessage::split(&self.alert, &self.flight, &self.recipients)
     }
+}
+
+/// What claiming a due outbox row came to.
+#[derive(Debug)]
+pub enum Claimed {
+    Ready(PendingAlert),
+    /// The row is leased but cannot be turned into messages (a value that does not decode, facts
+    /// missing): the relay sets it aside and carries on with the others.
+    Unreadable {
+        seq: i64,
+        error: StoreError,
+    },
 }
 
 /// The alerts function's store: alerts, their recipients, idempotency keys and the outbox; and
@@ -110,9 +153,14 @@ pub trait AlertStore: Send + Sync {
     async fn claim(&self, id: AlertId, lease: Duration)
         -> Result<Option<PendingAlert>, StoreError>;
 
-    /// Takes the lease on up to `limit` unpublished alerts whose lease has run out, oldest first.
-    async fn claim_due(&self, limit: u32, lease: Duration)
-        -> Result<Vec<PendingAlert>, StoreError>;
+    /// Takes the lease on up to `limit` unpublished alerts whose lease has run out, oldest first,
+    /// skipping those set aside. A row that cannot be read is returned as `Unreadable`, not as an
+    /// error, so that one bad row does not stop the others.
+    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Takes an unprocessable alert out of publication for good, recording why; it is listed as
+    /// `Failed` from then on.
+    async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError>;
 
     /// Records that the first `parts` messages of the alert are on the bus.
     async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError>;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, Utc};
-use flightwatch_domain::ports::{AlertStore, Idempotency, PendingAlert, Recorded, StoreError};
+use flightwatch_domain::ports::{
+    AlertStore, Claimed, Idempotency, PendingAlert, Recorded, StoreError,
+};
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
     PhoneNumber, Publication, Reason,
@@ -28,7 +30,7 @@ impl MySqlAlertStore {
 
 const ALERT_COLUMNS: &str =
     "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
-     a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, o.published_at";
+     a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, o.published_at, o.set_aside_at";
 
 fn invalid(what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("stored {what} is not valid").into())
@@ -62,9 +64,13 @@ fn alert_from_row(r: &MySqlRow) -> Result<Alert, sqlx::Error> {
             .map_err(|_| invalid("reason"))?,
         estimated_departure: estimated,
         recipients: r.try_get("recipients")?,
-        publication: match r.try_get::<Option<NaiveDateTime>, _>("published_at")? {
-            Some(_) => Publication::Published,
-            None => Publication::Pending,
+        publication: match (
+            r.try_get::<Option<NaiveDateTime>, _>("published_at")?,
+            r.try_get::<Option<NaiveDateTime>, _>("set_aside_at")?,
+        ) {
+            (Some(_), _) => Publication::Published,
+            (None, Some(_)) => Publication::Failed,
+            (None, None) => Publication::Pending,
         },
         created_at: time::utc(r.try_get("created_at")?),
     })
@@ -107,8 +113,10 @@ async fn schedule(
 #[async_trait]
 impl AlertStore for MySqlAlertStore {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
-        schedule(&mut conn, flight).await.map_err(StoreError::new)
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
+        schedule(&mut conn, flight)
+            .await
+            .map_err(crate::store_error)
     }
 
     #[tracing::instrument(skip_all, fields(flight_number = %notification.flight.number, alert_id = %id))]
@@ -124,7 +132,7 @@ impl AlertStore for MySqlAlertStore {
         loop {
             match record_once(&self.pool, id, notification, idempotency).await {
                 Err(e) if attempt < crate::ATTEMPTS && crate::is_contention(&e) => attempt += 1,
-                other => return other.map_err(StoreError::new),
+                other => return other.map_err(crate::store_error),
             }
         }
     }
@@ -132,7 +140,7 @@ impl AlertStore for MySqlAlertStore {
     async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError> {
         replay(&self.pool, idempotency)
             .await
-            .map_err(StoreError::new)
+            .map_err(crate::store_error)
     }
 
     async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
@@ -160,11 +168,11 @@ impl AlertStore for MySqlAlertStore {
             .build()
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         rows.iter()
             .map(alert_from_row)
             .collect::<Result<_, _>>()
-            .map_err(StoreError::new)
+            .map_err(crate::store_error)
     }
 
     async fn claim(
@@ -172,42 +180,44 @@ impl AlertStore for MySqlAlertStore {
         id: AlertId,
         lease: Duration,
     ) -> Result<Option<PendingAlert>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
         let seq: Option<u64> = sqlx::query_scalar("SELECT seq FROM alerts WHERE alert_id = ?")
             .bind(id.to_string())
             .fetch_optional(&mut *conn)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         let Some(seq) = seq else { return Ok(None) };
         claim_seq(&mut conn, seq, lease)
             .await
-            .map_err(StoreError::new)
+            .map_err(crate::store_error)
     }
 
-    async fn claim_due(
-        &self,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<PendingAlert>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
         let now = Utc::now().naive_utc();
         let due: Vec<u64> = sqlx::query_scalar(
             "SELECT alert_seq FROM alert_outbox WHERE published_at IS NULL \
-             AND (lease_until IS NULL OR lease_until < ?) ORDER BY alert_seq LIMIT ?",
+             AND set_aside_at IS NULL AND (lease_until IS NULL OR lease_until < ?) \
+             ORDER BY alert_seq LIMIT ?",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *conn)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         let mut claimed = Vec::with_capacity(due.len());
         for seq in due {
             // Another relay may take it between the select and the claim: the claim decides.
-            if let Some(p) = claim_seq(&mut conn, seq, lease)
-                .await
-                .map_err(StoreError::new)?
-            {
-                claimed.push(p);
+            match claim_seq(&mut conn, seq, lease).await {
+                Ok(Some(p)) => claimed.push(Claimed::Ready(p)),
+                Ok(None) => {}
+                Err(e) => match crate::store_error(e) {
+                    e if e.is_transient() => return Err(e),
+                    error => claimed.push(Claimed::Unreadable {
+                        seq: seq as i64,
+                        error,
+                    }),
+                },
             }
         }
         Ok(claimed)
@@ -222,7 +232,7 @@ impl AlertStore for MySqlAlertStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         Ok(())
     }
 
@@ -235,7 +245,7 @@ impl AlertStore for MySqlAlertStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         Ok(())
     }
 
@@ -257,7 +267,22 @@ impl AlertStore for MySqlAlertStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
+        Ok(())
+    }
+
+    async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+        let error: String = error.chars().take(500).collect();
+        sqlx::query(
+            "UPDATE alert_outbox SET set_aside_at = ?, last_error = ?, lease_until = NULL \
+             WHERE alert_seq = ? AND published_at IS NULL",
+        )
+        .bind(Utc::now().naive_utc())
+        .bind(error)
+        .bind(seq.max(0) as u64)
+        .execute(&self.pool)
+        .await
+        .map_err(crate::store_error)?;
         Ok(())
     }
 
@@ -267,7 +292,7 @@ impl AlertStore for MySqlAlertStore {
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         Ok(done.rows_affected())
     }
 
@@ -275,7 +300,7 @@ impl AlertStore for MySqlAlertStore {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         Ok(())
     }
 }
@@ -334,6 +359,11 @@ async fn record_once(
     // Unique per flight with the alert it follows: of two identical reports racing past the
     // check above, the second fails on the unique key and, retried, finds the first.
     let event_key = format!("{dedup}#{}", latest.map_or(0, |(seq, _)| seq));
+    // The facts the SMS will state, as they are now, in this transaction.
+    let flight = schedule(&mut tx, &n.flight)
+        .await?
+        .ok_or_else(|| invalid("the flight of a recorded alert is not registered"))?;
+    let (sched, sched_off) = time::split(flight.scheduled_departure);
     let (est, est_off) = match n.event.estimated_departure() {
         Some(t) => {
             let (utc, off) = time::split(t);
@@ -343,8 +373,9 @@ async fn record_once(
     };
     let seq = sqlx::query(
         "INSERT INTO alerts (alert_id, flight_number, departure_date, event, event_key, reason, \
-         estimated_departure_utc, estimated_offset_min, recipients, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+         estimated_departure_utc, estimated_offset_min, recipients, created_at, origin, destination, \
+         scheduled_departure_utc, scheduled_offset_min) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
     )
     .bind(id.to_string())
     .bind(n.flight.number.as_str())
@@ -355,6 +386,10 @@ async fn record_once(
     .bind(est)
     .bind(est_off)
     .bind(now)
+    .bind(flight.origin.as_str())
+    .bind(flight.destination.as_str())
+    .bind(sched)
+    .bind(sched_off)
     .execute(&mut *tx)
     .await?
     .last_insert_id();
@@ -421,6 +456,36 @@ async fn replay(pool: &MySqlPool, idem: &Idempotency) -> Result<Option<Recorded>
     Ok(Some(Recorded::Replayed { alert, created }))
 }
 
+/// The flight as it was when the alert was recorded: what its SMS says.
+async fn facts(
+    conn: &mut MySqlConnection,
+    seq: u64,
+    alert: &Alert,
+) -> Result<FlightSchedule, sqlx::Error> {
+    let row: (
+        Option<String>,
+        Option<String>,
+        Option<NaiveDateTime>,
+        Option<i16>,
+    ) = sqlx::query_as(
+        "SELECT origin, destination, scheduled_departure_utc, scheduled_offset_min FROM alerts \
+         WHERE seq = ?",
+    )
+    .bind(seq)
+    .fetch_one(conn)
+    .await?;
+    let (Some(origin), Some(destination), Some(dep), Some(off)) = row else {
+        return Err(invalid("alert facts (route, scheduled departure)"));
+    };
+    Ok(FlightSchedule {
+        flight_number: alert.flight_number.clone(),
+        departure_date: alert.departure_date,
+        origin: AirportCode::parse(&origin).map_err(|_| invalid("origin"))?,
+        destination: AirportCode::parse(&destination).map_err(|_| invalid("destination"))?,
+        scheduled_departure: time::join(dep, off),
+    })
+}
+
 async fn claim_seq(
     conn: &mut MySqlConnection,
     seq: u64,
@@ -442,13 +507,7 @@ async fn claim_seq(
         return Ok(None);
     }
     let alert = load_alert(conn, seq).await?;
-    let key = FlightKey {
-        number: alert.flight_number.clone(),
-        date: alert.departure_date,
-    };
-    let flight = schedule(conn, &key)
-        .await?
-        .ok_or_else(|| invalid("alert for a flight that no longer exists"))?;
+    let flight = facts(conn, seq, &alert).await?;
     // Ordered, so that a resumed publication splits the recipients into the same parts.
     let phones: Vec<String> =
         sqlx::query_scalar("SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone")

@@ -25,7 +25,7 @@ impl MySqlFlightStore {
 type FlightRow = (u64, String, String, NaiveDateTime, i16, NaiveDateTime, i16);
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is not valid").into())
+    StoreError::permanent(format!("stored {what} is not valid"))
 }
 
 #[async_trait]
@@ -38,7 +38,7 @@ impl FlightStore for MySqlFlightStore {
         loop {
             match register_once(&self.pool, flight).await {
                 Err(e) if attempt < crate::ATTEMPTS && crate::is_contention(&e) => attempt += 1,
-                other => return other.map_err(StoreError::new),
+                other => return other.map_err(crate::store_error),
             }
         }
     }
@@ -47,7 +47,7 @@ impl FlightStore for MySqlFlightStore {
         &self,
         key: &FlightKey,
     ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
         let row: Option<FlightRow> = sqlx::query_as(
             "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
              arrival_offset_min FROM flights WHERE flight_number = ? AND departure_date = ?",
@@ -56,7 +56,7 @@ impl FlightStore for MySqlFlightStore {
         .bind(key.date)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         let Some(row) = row else { return Ok(None) };
         let rows = sqlx::query(
             "SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id",
@@ -64,11 +64,11 @@ impl FlightStore for MySqlFlightStore {
         .bind(row.0)
         .fetch_all(&mut *conn)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         let passengers = rows
             .iter()
             .map(|r| {
-                let get = |col: &str| r.try_get::<&str, _>(col).map_err(StoreError::new);
+                let get = |col: &str| r.try_get::<&str, _>(col).map_err(crate::store_error);
                 Ok(Passenger {
                     name: PassengerName::parse(get("name")?).map_err(|_| corrupt("name"))?,
                     email: Email::parse(get("email")?).map_err(|_| corrupt("email"))?,
@@ -84,7 +84,7 @@ impl FlightStore for MySqlFlightStore {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         Ok(())
     }
 }

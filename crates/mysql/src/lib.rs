@@ -46,3 +46,46 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// How many times a transaction runs before contention is reported as a failure.
 const ATTEMPTS: u32 = 3;
+
+/// MySQL server errors that pass by themselves: lock wait timeout (1205), deadlock (1213), too
+/// many connections (1040), server shutting down (1053), connection killed (1927), statement
+/// time limit (3024), query interrupted (1317), server gone or lost (2006, 2013).
+const TRANSIENT_CODES: [u16; 9] = [1205, 1213, 1040, 1053, 1927, 3024, 1317, 2006, 2013];
+
+/// Whether a failure may pass if the caller tries again in a moment: the network, the pool, the
+/// server's load and lock contention. Grants, schema, decoding and invariants do not pass.
+fn is_transient(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        E::Database(db) => db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|my| TRANSIENT_CODES.contains(&my.number())),
+        _ => false,
+    }
+}
+
+/// A sqlx error as the ports see it, classified once here.
+fn store_error(e: sqlx::Error) -> flightwatch_domain::ports::StoreError {
+    use flightwatch_domain::ports::StoreError;
+    if is_transient(&e) {
+        StoreError::transient(e)
+    } else {
+        StoreError::permanent(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_pool_failures_are_transient_and_decoding_is_not() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(store_error(io).is_transient());
+        assert!(store_error(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!store_error(sqlx::Error::RowNotFound).is_transient());
+        assert!(!store_error(sqlx::Error::Decode("bad".into())).is_transient());
+        assert!(!store_error(sqlx::Error::ColumnNotFound("x".into())).is_transient());
+    }
+}

@@ -24,7 +24,8 @@ impl Role {
                 ("SELECT, INSERT, UPDATE", "alerts"),
                 ("SELECT, INSERT", "alert_recipients"),
                 ("SELECT, INSERT, UPDATE", "alert_outbox"),
-                ("SELECT, INSERT, UPDATE", "idempotency_keys"),
+                // DELETE: the relay expires keys after their retention.
+                ("SELECT, INSERT, UPDATE, DELETE", "idempotency_keys"),
                 ("SELECT", "flight_schedules"),
                 ("SELECT", "passenger_phones"),
             ],
@@ -152,4 +153,65 @@ pub async fn provision(
         tracing::info!(user = name, role = ?user.role, "database user provisioned");
     }
     Ok(())
+}
+
+/// Pools connected as freshly provisioned function users, with exactly the grants `provision`
+/// gives: how the tests and the local stack on MySQL run with production's identities rather than
+/// as the admin who set the database up.
+pub struct FunctionPools {
+    pub flights: MySqlPool,
+    pub alerts: MySqlPool,
+    users: Vec<FunctionUser>,
+}
+
+impl FunctionPools {
+    /// Migrates `admin`'s database, provisions a flights and an alerts user with random names
+    /// and passwords (users are server-wide, so concurrent tests must not share them), and
+    /// connects a pool of `max_connections` as each.
+    pub async fn provision(
+        admin: &MySqlPool,
+        max_connections: u32,
+    ) -> Result<Self, ProvisionError> {
+        let database = admin
+            .connect_options()
+            .get_database()
+            .ok_or_else(|| ProvisionError::BadIdentifier("(no database)".into()))?
+            .to_owned();
+        // The random tail of a UUIDv7 (its head is the clock, shared by concurrent tests).
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let user = |role, prefix| FunctionUser {
+            role,
+            username: format!("{prefix}_{}", &id[16..]),
+            password: format!("P{id}"),
+        };
+        let users = vec![user(Role::Flights, "fw_fl"), user(Role::Alerts, "fw_al")];
+        provision(admin, &database, &users, false).await?;
+        let connect = |u: &FunctionUser| {
+            let options = (*admin.connect_options())
+                .clone()
+                .username(&u.username)
+                .password(&u.password);
+            sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(max_connections)
+                .connect_lazy_with(options)
+        };
+        Ok(Self {
+            flights: connect(&users[0]),
+            alerts: connect(&users[1]),
+            users,
+        })
+    }
+
+    /// Closes both pools and drops the users.
+    pub async fn drop_users(self, admin: &MySqlPool) -> Result<(), sqlx::Error> {
+        self.flights.close().await;
+        self.alerts.close().await;
+        for u in &self.users {
+            // Names were generated above from hex digits: nothing to quote.
+            sqlx::raw_sql(&format!("DROP USER IF EXISTS '{}'@'%'", u.username))
+                .execute(admin)
+                .await?;
+        }
+        Ok(())
+    }
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flightwatch_mysql::{migrate_all, MySqlAlertStore, MySqlFlightStore};
+use flightwatch_domain::AlertId;
+use flightwatch_mysql::provision::FunctionPools;
+use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
 use flightwatch_store_contract::{Backend, Probe};
 use sqlx::MySqlPool;
 
@@ -44,22 +46,37 @@ impl Probe for MySqlProbe {
             .await
             .expect("one outbox row")
     }
+
+    async fn corrupt_alert(&self, id: AlertId) {
+        sqlx::query("UPDATE alerts SET origin = 'x1' WHERE alert_id = ?")
+            .bind(id.to_string())
+            .execute(&self.0)
+            .await
+            .expect("corrupt");
+    }
 }
 
-async fn backend(pool: MySqlPool) -> Backend {
-    migrate_all(&pool).await.expect("migrations apply");
-    Backend {
-        flights: Arc::new(MySqlFlightStore::new(pool.clone())),
-        alerts: Arc::new(MySqlAlertStore::new(pool.clone())),
-        probe: Arc::new(MySqlProbe(pool)),
-    }
+/// The stores connect as the users the deployer provisions for each function, with exactly
+/// their grants, as in AWS; only the probe looks at the tables as admin.
+async fn backend(admin: MySqlPool) -> (Backend, FunctionPools) {
+    let pools = FunctionPools::provision(&admin, 5)
+        .await
+        .expect("migrations and users");
+    let backend = Backend {
+        flights: Arc::new(MySqlFlightStore::new(pools.flights.clone())),
+        alerts: Arc::new(MySqlAlertStore::new(pools.alerts.clone())),
+        probe: Arc::new(MySqlProbe(admin)),
+    };
+    (backend, pools)
 }
 
 macro_rules! contract {
     ($($name:ident),*) => {$(
         #[sqlx::test(migrations = false)]
-        async fn $name(pool: MySqlPool) {
-            flightwatch_store_contract::$name(&backend(pool).await).await;
+        async fn $name(admin: MySqlPool) {
+            let (backend, users) = backend(admin.clone()).await;
+            flightwatch_store_contract::$name(&backend).await;
+            users.drop_users(&admin).await.expect("users dropped");
         }
     )*};
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use flightwatch_domain::ports::{AlertStore, Idempotency, PendingAlert, Recorded, StoreError};
+use flightwatch_domain::ports::{
+    AlertStore, Claimed, Idempotency, PendingAlert, Recorded, StoreError,
+};
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
     PhoneNumber, Publication, Reason,
@@ -27,7 +29,7 @@ impl SqliteAlertStore {
 
 const ALERT_COLUMNS: &str =
     "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
-     a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, o.published_at";
+     a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, o.published_at, o.set_aside_at";
 
 fn invalid(what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("stored {what} is not valid").into())
@@ -63,9 +65,13 @@ fn alert_from_row(r: &SqliteRow) -> Result<Alert, sqlx::Error> {
             .map_err(|_| invalid("reason"))?,
         estimated_departure: estimated,
         recipients: r.try_get("recipients")?,
-        publication: match r.try_get::<Option<i64>, _>("published_at")? {
-            Some(_) => Publication::Published,
-            None => Publication::Pending,
+        publication: match (
+            r.try_get::<Option<i64>, _>("published_at")?,
+            r.try_get::<Option<i64>, _>("set_aside_at")?,
+        ) {
+            (Some(_), _) => Publication::Published,
+            (None, Some(_)) => Publication::Failed,
+            (None, None) => Publication::Pending,
         },
         created_at: time::from_micros(r.try_get("created_at")?)
             .ok_or_else(|| invalid("created_at"))?,
@@ -113,8 +119,10 @@ fn after(d: Duration) -> i64 {
 #[async_trait]
 impl AlertStore for SqliteAlertStore {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
-        schedule(&mut conn, flight).await.map_err(StoreError::new)
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
+        schedule(&mut conn, flight)
+            .await
+            .map_err(crate::store_error)
     }
 
     #[tracing::instrument(skip_all, fields(flight_number = %notification.flight.number, alert_id = %id))]
@@ -130,7 +138,7 @@ impl AlertStore for SqliteAlertStore {
                 Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => {
                     attempt += 1
                 }
-                other => return other.map_err(StoreError::new),
+                other => return other.map_err(crate::store_error),
             }
         }
     }
@@ -138,7 +146,7 @@ impl AlertStore for SqliteAlertStore {
     async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError> {
         replay(&self.pool, idempotency)
             .await
-            .map_err(StoreError::new)
+            .map_err(crate::store_error)
     }
 
     async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
@@ -168,11 +176,11 @@ impl AlertStore for SqliteAlertStore {
             .build()
             .fetch_all(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         rows.iter()
             .map(alert_from_row)
             .collect::<Result<_, _>>()
-            .map_err(StoreError::new)
+            .map_err(crate::store_error)
     }
 
     async fn claim(
@@ -180,40 +188,39 @@ impl AlertStore for SqliteAlertStore {
         id: AlertId,
         lease: Duration,
     ) -> Result<Option<PendingAlert>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
         let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM alerts WHERE alert_id = ?")
             .bind(id.to_string())
             .fetch_optional(&mut *conn)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         let Some(seq) = seq else { return Ok(None) };
         claim_seq(&mut conn, seq, lease)
             .await
-            .map_err(StoreError::new)
+            .map_err(crate::store_error)
     }
 
-    async fn claim_due(
-        &self,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<PendingAlert>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
         let due: Vec<i64> = sqlx::query_scalar(
             "SELECT alert_seq FROM alert_outbox WHERE published_at IS NULL \
-             AND (lease_until IS NULL OR lease_until < ?) ORDER BY alert_seq LIMIT ?",
+             AND set_aside_at IS NULL AND (lease_until IS NULL OR lease_until < ?) \
+             ORDER BY alert_seq LIMIT ?",
         )
         .bind(time::now())
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         let mut claimed = Vec::with_capacity(due.len());
         for seq in due {
-            if let Some(p) = claim_seq(&mut conn, seq, lease)
-                .await
-                .map_err(StoreError::new)?
-            {
-                claimed.push(p);
+            match claim_seq(&mut conn, seq, lease).await {
+                Ok(Some(p)) => claimed.push(Claimed::Ready(p)),
+                Ok(None) => {}
+                Err(e) => match crate::store_error(e) {
+                    e if e.is_transient() => return Err(e),
+                    error => claimed.push(Claimed::Unreadable { seq, error }),
+                },
             }
         }
         Ok(claimed)
@@ -228,7 +235,7 @@ impl AlertStore for SqliteAlertStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         Ok(())
     }
 
@@ -241,7 +248,7 @@ impl AlertStore for SqliteAlertStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         Ok(())
     }
 
@@ -261,7 +268,22 @@ impl AlertStore for SqliteAlertStore {
         .bind(id.to_string())
         .execute(&self.pool)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
+        Ok(())
+    }
+
+    async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+        let error: String = error.chars().take(500).collect();
+        sqlx::query(
+            "UPDATE alert_outbox SET set_aside_at = ?, last_error = ?, lease_until = NULL \
+             WHERE alert_seq = ? AND published_at IS NULL",
+        )
+        .bind(time::micros(Utc::now()))
+        .bind(error)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(crate::store_error)?;
         Ok(())
     }
 
@@ -271,7 +293,7 @@ impl AlertStore for SqliteAlertStore {
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         Ok(done.rows_affected())
     }
 
@@ -279,7 +301,7 @@ impl AlertStore for SqliteAlertStore {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         Ok(())
     }
 }
@@ -336,6 +358,11 @@ async fn record_once(
     // Unique per flight with the alert it follows: of two identical reports racing past the
     // check above, the second fails on the unique key and, retried, finds the first.
     let event_key = format!("{dedup}#{}", latest.map_or(0, |(seq, _)| seq));
+    // The facts the SMS will state, as they are now, in this transaction.
+    let flight = schedule(&mut tx, &n.flight)
+        .await?
+        .ok_or_else(|| invalid("the flight of a recorded alert is not registered"))?;
+    let (sched, sched_off) = time::split(flight.scheduled_departure);
     let (est, est_off) = match n.event.estimated_departure() {
         Some(t) => {
             let (utc, off) = time::split(t);
@@ -345,8 +372,9 @@ async fn record_once(
     };
     let seq = sqlx::query(
         "INSERT INTO alerts (alert_id, flight_number, departure_date, event, event_key, reason, \
-         estimated_departure_utc, estimated_offset_min, recipients, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+         estimated_departure_utc, estimated_offset_min, recipients, created_at, origin, destination, \
+         scheduled_departure_utc, scheduled_offset_min) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
     )
     .bind(id.to_string())
     .bind(n.flight.number.as_str())
@@ -357,6 +385,10 @@ async fn record_once(
     .bind(est)
     .bind(est_off)
     .bind(now)
+    .bind(flight.origin.as_str())
+    .bind(flight.destination.as_str())
+    .bind(sched)
+    .bind(sched_off)
     .execute(&mut *tx)
     .await?
     .last_insert_rowid();
@@ -423,6 +455,31 @@ async fn replay(pool: &SqlitePool, idem: &Idempotency) -> Result<Option<Recorded
     Ok(Some(Recorded::Replayed { alert, created }))
 }
 
+/// The flight as it was when the alert was recorded: what its SMS says.
+async fn facts(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    alert: &Alert,
+) -> Result<FlightSchedule, sqlx::Error> {
+    let row: (Option<String>, Option<String>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT origin, destination, scheduled_departure_utc, scheduled_offset_min FROM alerts \
+         WHERE seq = ?",
+    )
+    .bind(seq)
+    .fetch_one(conn)
+    .await?;
+    let (Some(origin), Some(destination), Some(dep), Some(off)) = row else {
+        return Err(invalid("alert facts (route, scheduled departure)"));
+    };
+    Ok(FlightSchedule {
+        flight_number: alert.flight_number.clone(),
+        departure_date: alert.departure_date,
+        origin: AirportCode::parse(&origin).map_err(|_| invalid("origin"))?,
+        destination: AirportCode::parse(&destination).map_err(|_| invalid("destination"))?,
+        scheduled_departure: time::join(dep, off).ok_or_else(|| invalid("scheduled_departure"))?,
+    })
+}
+
 async fn claim_seq(
     conn: &mut SqliteConnection,
     seq: i64,
@@ -443,13 +500,7 @@ async fn claim_seq(
         return Ok(None);
     }
     let alert = load_alert(conn, seq).await?;
-    let key = FlightKey {
-        number: alert.flight_number.clone(),
-        date: alert.departure_date,
-    };
-    let flight = schedule(conn, &key)
-        .await?
-        .ok_or_else(|| invalid("alert for a flight that no longer exists"))?;
+    let flight = facts(conn, seq, &alert).await?;
     let phones: Vec<String> =
         sqlx::query_scalar("SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone")
             .bind(seq)

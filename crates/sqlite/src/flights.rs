@@ -24,7 +24,7 @@ impl SqliteFlightStore {
 type FlightRow = (i64, String, String, i64, i64, i64, i64);
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is not valid").into())
+    StoreError::permanent(format!("stored {what} is not valid"))
 }
 
 #[async_trait]
@@ -37,7 +37,7 @@ impl FlightStore for SqliteFlightStore {
                 Err(e) if attempt < crate::ATTEMPTS && crate::is_unique_violation(&e) => {
                     attempt += 1
                 }
-                other => return other.map_err(StoreError::new),
+                other => return other.map_err(crate::store_error),
             }
         }
     }
@@ -46,7 +46,7 @@ impl FlightStore for SqliteFlightStore {
         &self,
         key: &FlightKey,
     ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+        let mut conn = self.pool.acquire().await.map_err(crate::store_error)?;
         let row: Option<FlightRow> = sqlx::query_as(
             "SELECT id, origin, destination, departure_utc, departure_offset_min, arrival_utc, \
              arrival_offset_min FROM flights WHERE flight_number = ? AND departure_date = ?",
@@ -55,7 +55,7 @@ impl FlightStore for SqliteFlightStore {
         .bind(key.date)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         let Some(row) = row else { return Ok(None) };
         let rows = sqlx::query(
             "SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id",
@@ -63,11 +63,11 @@ impl FlightStore for SqliteFlightStore {
         .bind(row.0)
         .fetch_all(&mut *conn)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(crate::store_error)?;
         let passengers = rows
             .iter()
             .map(|r| {
-                let get = |col: &str| r.try_get::<&str, _>(col).map_err(StoreError::new);
+                let get = |col: &str| r.try_get::<&str, _>(col).map_err(crate::store_error);
                 Ok(Passenger {
                     name: PassengerName::parse(get("name")?).map_err(|_| corrupt("name"))?,
                     email: Email::parse(get("email")?).map_err(|_| corrupt("email"))?,
@@ -90,7 +90,7 @@ impl FlightStore for SqliteFlightStore {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(crate::store_error)?;
         Ok(())
     }
 }

@@ -74,3 +74,28 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 const ATTEMPTS: u32 = 3;
+
+/// Whether a failure may pass if the caller tries again in a moment: the pool, and the database
+/// being busy or locked by another writer beyond the busy timeout (SQLITE_BUSY, SQLITE_LOCKED
+/// and their extended codes, whose low byte is 5 or 6). Schema, decoding and invariants do not.
+fn is_transient(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        E::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
+/// A sqlx error as the ports see it, classified once here.
+fn store_error(e: sqlx::Error) -> flightwatch_domain::ports::StoreError {
+    use flightwatch_domain::ports::StoreError;
+    if is_transient(&e) {
+        StoreError::transient(e)
+    } else {
+        StoreError::permanent(e)
+    }
+}

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use flightwatch_domain::AlertId;
 use flightwatch_sqlite::{SqliteAlertStore, SqliteFlightStore};
 use flightwatch_store_contract::{Backend, Probe};
 use sqlx::SqlitePool;
@@ -43,6 +44,14 @@ impl Probe for SqliteProbe {
             .fetch_one(&self.0)
             .await
             .expect("one outbox row")
+    }
+
+    async fn corrupt_alert(&self, id: AlertId) {
+        sqlx::query("UPDATE alerts SET origin = 'x1' WHERE alert_id = ?")
+            .bind(id.to_string())
+            .execute(&self.0)
+            .await
+            .expect("corrupt");
     }
 }
 

@@ -28,7 +28,11 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
             // The function times out after 10 s: start no new publication after 5.
             let report =
                 publish::relay(store.as_ref(), bus.as_ref(), 100, Duration::from_secs(5)).await?;
-            Ok(serde_json::json!({"published": report.published, "failed": report.failed}))
+            Ok(serde_json::json!({
+                "published": report.published,
+                "failed": report.failed,
+                "setAside": report.set_aside,
+            }))
         }
     })
     .await

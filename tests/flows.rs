@@ -468,13 +468,12 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
 }
 
 async fn every_api_call_needs_the_api_key(h: Harness) {
-    let calls = [
-        (Method::POST, "/flights"),
-        (Method::GET, "/flights/UA123-2026-12-01"),
-        (Method::POST, "/notifications"),
-        (Method::GET, "/alerts"),
-    ];
-    for (method, path) in calls {
+    // Every operation openapi.yaml gives a security requirement, as API Gateway reads it.
+    let operations = flightwatch_local::gateway::operations(flightwatch_local::gateway::OPENAPI)
+        .expect("openapi.yaml parses");
+    assert!(operations.iter().all(|op| op.needs_key));
+    for op in operations {
+        let (method, path) = (op.method, op.path.replace("{flightId}", "UA123-2026-12-01"));
         for key in [None, Some("wrong-key")] {
             let mut req = h
                 .http

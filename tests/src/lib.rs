@@ -7,6 +7,7 @@ use std::time::Duration;
 pub mod moto;
 
 use flightwatch_local::{LocalStack, Options, SnsOptions, Stores};
+use flightwatch_mysql::provision::FunctionPools;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use sqlx::{MySqlPool, SqlitePool};
@@ -36,18 +37,14 @@ impl Harness {
         Self::start_with(pool, None).await
     }
 
-    /// The same, with the alerts bus and SMS on SNS when `sns` is given.
+    /// The same, with the alerts bus and SMS on SNS when `sns` is given. Each function connects
+    /// as the database user the deployer provisions for it, with exactly its grants; `pool`, the
+    /// admin's, only migrates, provisions and counts rows.
     pub async fn start_with(pool: MySqlPool, sns: Option<SnsOptions>) -> Self {
-        flightwatch_mysql::migrate_all(&pool)
+        let users = FunctionPools::provision(&pool, 5)
             .await
-            .expect("migrations apply");
-        Self::serve(
-            Stores::mysql(pool.clone()),
-            Db::MySql(pool),
-            sns,
-            temp_dir(),
-        )
-        .await
+            .expect("migrations and function users");
+        Self::serve(Stores::mysql_as(&users), Db::MySql(pool), sns, temp_dir()).await
     }
 
     /// The stack on a fresh embedded SQLite database, as `scripts/dev.sh` runs by default.

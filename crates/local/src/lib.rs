@@ -6,6 +6,7 @@
 mod bus;
 mod delivery;
 mod files;
+pub mod gateway;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -116,6 +117,14 @@ impl Stores {
         }
     }
 
+    /// MySQL with each function connected as its own database user, as in AWS.
+    pub fn mysql_as(pools: &flightwatch_mysql::provision::FunctionPools) -> Self {
+        Self {
+            flights: Arc::new(MySqlFlightStore::new(pools.flights.clone())),
+            alerts: Arc::new(MySqlAlertStore::new(pools.alerts.clone())),
+        }
+    }
+
     /// The embedded default: for a pool from `flightwatch_sqlite::open`.
     pub fn sqlite(pool: SqlitePool) -> Self {
         Self {
@@ -213,7 +222,9 @@ pub async fn build(
         }))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });
     let api = match &options.api_key {
-        Some(key) => auth::require_api_key(api, key.clone()),
+        Some(key) => {
+            auth::require_api_key(api, key.clone(), gateway::operations(gateway::OPENAPI)?)
+        }
         None => api,
     };
     let router = flightwatch_api::traced(

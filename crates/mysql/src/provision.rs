@@ -165,8 +165,9 @@ pub struct FunctionPools {
 }
 
 impl FunctionPools {
-    /// Migrates `admin`'s database, provisions a flights and an alerts user with random names
-    /// and passwords (users are server-wide, so concurrent tests must not share them), and
+    /// Migrates `admin`'s database, provisions a flights and an alerts user named after it
+    /// (users are server-wide: tests on other databases must not share them, and a database name
+    /// used again gets the same users back, re-granted, rather than new ones piling up), and
     /// connects a pool of `max_connections` as each.
     pub async fn provision(
         admin: &MySqlPool,
@@ -177,12 +178,15 @@ impl FunctionPools {
             .get_database()
             .ok_or_else(|| ProvisionError::BadIdentifier("(no database)".into()))?
             .to_owned();
-        // The random tail of a UUIDv7 (its head is the clock, shared by concurrent tests).
-        let id = uuid::Uuid::now_v7().simple().to_string();
+        // FNV-1a of the database name: short, stable, and only letters and digits.
+        let tag = database.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let password = format!("P{}", uuid::Uuid::now_v7().simple());
         let user = |role, prefix| FunctionUser {
             role,
-            username: format!("{prefix}_{}", &id[16..]),
-            password: format!("P{id}"),
+            username: format!("{prefix}_{tag:016x}"),
+            password: password.clone(),
         };
         let users = vec![user(Role::Flights, "fw_fl"), user(Role::Alerts, "fw_al")];
         provision(admin, &database, &users, false).await?;

@@ -10,6 +10,7 @@ and AWS_ENDPOINT_URL (moto). Prints `N passed, N failed` and exits non-zero on a
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -46,6 +47,16 @@ def sql(statement):
     )
 
 
+def sql_rows(query):
+    out = subprocess.run(
+        ["mariadb", "-h", DB.hostname, "-P", str(DB.port or 3306), "-u", DB.username, "-N", "-B",
+         "-e", query],
+        env={**os.environ, "MYSQL_PWD": urllib.parse.unquote(DB.password or "")},
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout.split()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,13 +82,23 @@ def topic_messages(arn):
 def main():
     database = f"flightwatch_lambda_{os.getpid()}"
     sql(f"CREATE DATABASE {database}")
-    watch = None
+    # Each database function runs as the user the deployer provisions for it, with exactly the
+    # grants `provision` gives (the same code, through flightwatch-migrate --users), never as admin.
+    users = [
+        {"role": role, "username": f"fw_{role}_{os.getpid()}", "password": secrets.token_hex(16)}
+        for role in ("flights", "alerts")
+    ]
+    watches = {}
     try:
         db_url = DB._replace(path=f"/{database}").geturl()
+        users_file = Path(f"/tmp/flightwatch-lambda-users-{os.getpid()}.json")
+        users_file.write_text(json.dumps(users))
         subprocess.run(
-            ["cargo", "run", "--quiet", "-p", "flightwatch-mysql", "--bin", "flightwatch-migrate"],
+            ["cargo", "run", "--quiet", "-p", "flightwatch-mysql", "--bin", "flightwatch-migrate",
+             "--", "--users", str(users_file)],
             cwd=ROOT, env={**os.environ, "DATABASE_URL": db_url}, check=True,
         )
+        users_file.unlink()
 
         aws = dict(endpoint_url=MOTO, region_name="us-east-1")
         sns, s3 = boto3.client("sns", **aws), boto3.client("s3", **aws)
@@ -85,16 +106,15 @@ def main():
         dead = sns.create_topic(Name=f"flightwatch-lambda-dead-letters-{os.getpid()}")["TopicArn"]
         bucket = f"flightwatch-lambda-config-{os.getpid()}"
         s3.create_bucket(Bucket=bucket)
-        properties = (
-            f"jdbc.url=jdbc:mysql://{DB.hostname}:{DB.port or 3306}/{database}?sslMode=DISABLED\n"
-            f"jdbc.username={DB.username}\njdbc.password={urllib.parse.unquote(DB.password or '')}\n"
-        )
-        s3.put_object(Bucket=bucket, Key="dev/flightwatch.properties", Body=properties.encode())
+        for user in users:
+            properties = (
+                f"jdbc.url=jdbc:mysql://{DB.hostname}:{DB.port or 3306}/{database}?sslMode=DISABLED\n"
+                f"jdbc.username={user['username']}\njdbc.password={user['password']}\n"
+            )
+            s3.put_object(Bucket=bucket, Key=f"dev/{user['role']}.properties", Body=properties.encode())
 
-        port = free_port()
-        env_vars = {
+        common = {
             "FLIGHTWATCH_CONFIG_BUCKET": bucket,
-            "FLIGHTWATCH_CONFIG_KEY": "dev/flightwatch.properties",
             "FLIGHTWATCH_ALERTS_TOPIC_ARN": topic,
             "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN": dead,
             "AWS_ENDPOINT_URL": MOTO,
@@ -104,19 +124,25 @@ def main():
             "RUST_LOG": "info",
         }
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        args = ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1",
-                "--invoke-port", str(port)]
-        for k, v in env_vars.items():
-            args += ["--env-var", f"{k}={v}"]
         log_path = Path(f"/tmp/flightwatch-lambda-watch-{os.getpid()}.log")
         log = open(log_path, "w")
-        watch = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log)
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        # One runtime per function, as each has its own environment in serverless.yml.
+        for function in ("flights", "alerts", "sms"):
+            env_vars = {**common, "FLIGHTWATCH_CONFIG_KEY": f"dev/{function}.properties"}
+            port = free_port()
+            args = ["cargo", "lambda", "watch", "--ignore-changes", "--package", function,
+                    "--invoke-address", "127.0.0.1", "--invoke-port", str(port)]
+            for k, v in env_vars.items():
+                args += ["--env-var", f"{k}={v}"]
+            watches[function] = (port, subprocess.Popen(
+                args, cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log))
+        for port, _ in watches.values():
+            for _ in range(600):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.5)
 
         def invoke(function, fixture=None, data=None):
             path = FIXTURES / fixture if fixture else None
@@ -125,7 +151,8 @@ def main():
                 path.write_text(json.dumps(data))
             out = subprocess.run(
                 ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1",
-                 "--invoke-port", str(port), "--data-file", str(path), "--output-format", "json"],
+                 "--invoke-port", str(watches[function][0]), "--data-file", str(path),
+                 "--output-format", "json"],
                 cwd=ROOT, capture_output=True, text=True, timeout=900,
             )
             if out.returncode != 0:
@@ -187,18 +214,24 @@ def main():
         broken["Records"][0]["Sns"]["Message"] = '{"version": 9}'
         error = invoke("sms", data=broken)
         check("sms: an unreadable message fails as NonRetryable", "NonRetryable" in json.dumps(error), error)
+        connected = sql_rows(
+            f"SELECT DISTINCT user FROM information_schema.processlist WHERE db = '{database}'")
+        check("flights and alerts are connected as their own database users, not as admin",
+              sorted(connected) == sorted(u["username"] for u in users), connected)
         logs = log_path.read_text(errors="replace")
         clear = [p for p in ["+14155550100", "+447911123456", "+447700900123", "ada@example.com"] if p in logs]
         check("logs carry no phone number or email in clear", "sms sent" in logs and not clear, clear)
     finally:
-        if watch:
+        for _, watch in watches.values():
             os.killpg(watch.pid, signal.SIGTERM)
             try:
                 watch.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(watch.pid, signal.SIGKILL)
-            if failed:
-                print(log_path.read_text(errors="replace")[-20000:], file=sys.stderr)
+        if failed and watches:
+            print(log_path.read_text(errors="replace")[-20000:], file=sys.stderr)
+        for user in users:
+            sql(f"DROP USER IF EXISTS '{user['username']}'@'%'")
         sql(f"DROP DATABASE IF EXISTS {database}")
     print(f"lambda: {passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -188,6 +188,9 @@ def main():
         status, page, raw = http("alerts", "list-alerts.json")
         check("alerts: GET /dev/alerts lists the alert",
               status == 200 and [i["alertId"] for i in page["items"]] == [receipt["alertId"]], raw)
+        error = invoke("alerts", data={"neither": "a request nor a schedule"})
+        check("alerts: an unreadable event fails with errorType UnreadableEvent",
+              "UnreadableEvent" in json.dumps(error), error)
         relay = invoke("alerts", "relay-schedule.json")
         check("alerts: the scheduled relay finds nothing pending", relay == {"published": 0, "failed": 0, "setAside": 0}, relay)
 

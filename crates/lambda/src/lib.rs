@@ -3,8 +3,10 @@
 //! the outbox relay.
 
 use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
+use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{service_fn, Adapter, LambdaEvent, RequestExt, Service};
 use serde_json::Value;
@@ -61,12 +63,45 @@ fn is_scheduled(event: &Value) -> bool {
     event.get("source").and_then(Value::as_str) == Some("aws.events")
 }
 
+/// Why an invocation failed, as the Lambda runtime reports it: the `errorType` that CloudWatch,
+/// the invocation result and on-failure destinations show, instead of a Rust type name.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    /// The event is neither an API Gateway REST request nor the schedule: sending it again
+    /// will not help.
+    #[error("the event is neither an API Gateway REST request nor a scheduled event: {0}")]
+    UnreadableEvent(#[source] serde_json::Error),
+    /// The router's response could not be turned into API Gateway's format.
+    #[error("serving the request failed: {0}")]
+    RequestFailed(#[source] serde_json::Error),
+    /// The scheduled outbox relay failed; the next schedule runs it again.
+    #[error("the outbox relay failed: {0}")]
+    RelayFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        let error_type = match &e {
+            InvocationError::UnreadableEvent(_) => "UnreadableEvent",
+            InvocationError::RequestFailed(_) => "RequestFailed",
+            InvocationError::RelayFailed(_) => "RelayFailed",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Serves the alerts function: API requests through the router, and scheduled events (every
-/// minute in AWS) through `on_schedule`, which publishes alerts still pending.
-pub async fn run_http_and_schedule<F, Fut>(router: Router, on_schedule: F) -> Result<(), Error>
+/// minute in AWS) through `on_schedule`, which publishes alerts still pending. It is given the
+/// time left before the invocation's deadline, so its budget follows the function's timeout in
+/// `serverless.yml` rather than restating it.
+pub async fn run_http_and_schedule<F, Fut, E>(router: Router, on_schedule: F) -> Result<(), Error>
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Value, Error>> + Send,
+    F: Fn(Duration) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Value, E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let app = rest_api(router);
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -75,17 +110,43 @@ where
         async move {
             let LambdaEvent { payload, context } = event;
             if is_scheduled(&payload) {
-                return on_schedule().await;
+                let left = context
+                    .deadline()
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                return on_schedule(left)
+                    .await
+                    .map_err(|e| InvocationError::RelayFailed(Box::new(e)));
             }
-            let request: LambdaRequest = serde_json::from_value(payload)?;
+            let request: LambdaRequest =
+                serde_json::from_value(payload).map_err(InvocationError::UnreadableEvent)?;
             let mut adapter = Adapter::from(app);
-            let response = adapter
-                .ready()
-                .await?
-                .call(LambdaEvent::new(request, context))
-                .await?;
-            Ok::<Value, Error>(serde_json::to_value(response)?)
+            // The router answers every request, errors included, so this cannot fail.
+            let response = async {
+                adapter
+                    .ready()
+                    .await?
+                    .call(LambdaEvent::new(request, context))
+                    .await
+            }
+            .await
+            .map_err(|never| match never {})?;
+            serde_json::to_value(response).map_err(InvocationError::RequestFailed)
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_an_error_type_that_says_what_failed() {
+        let unreadable = serde_json::from_str::<LambdaRequest>("{}").unwrap_err();
+        let diagnostic = Diagnostic::from(InvocationError::UnreadableEvent(unreadable));
+        assert_eq!(diagnostic.error_type, "UnreadableEvent");
+        let relay = InvocationError::RelayFailed("storage failed (Transient)".into());
+        assert_eq!(Diagnostic::from(relay).error_type, "RelayFailed");
+    }
 }

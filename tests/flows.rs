@@ -502,6 +502,18 @@ async fn every_api_call_needs_the_api_key(h: Harness) {
     assert_eq!(health.status(), StatusCode::OK, "health needs no key");
 }
 
+async fn a_body_over_the_limit_is_a_413_and_stores_nothing(h: Harness) {
+    let mut flight = ua123(two_passengers());
+    // Valid JSON just over 1 MiB: the size alone decides.
+    flight["padding"] = json!("x".repeat(1 << 20));
+    let req = h.request(Method::POST, "/flights").json(&flight);
+    let (status, problem, content_type) = h.send(req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    assert_eq!(problem["status"], 413);
+    assert_eq!(h.count("flights").await, 0);
+}
+
 /// Every flow runs on both databases: MySQL as in AWS, SQLite as `scripts/dev.sh` runs by default.
 macro_rules! on_both_databases {
     ($($name:ident),*) => {
@@ -534,5 +546,6 @@ on_both_databases!(
     an_event_already_issued_is_not_sent_again,
     alerts_page_through_with_an_opaque_cursor,
     bad_input_gets_a_problem_and_stores_nothing,
-    every_api_call_needs_the_api_key
+    every_api_call_needs_the_api_key,
+    a_body_over_the_limit_is_a_413_and_stores_nothing
 );

@@ -57,6 +57,10 @@ scripts/smoke.sh sqlite
 scripts/smoke.sh mysql
 done_steps+=(smoke)
 
+fw_log "openapi.yaml against the handlers: schemathesis on the local stack"
+tests/api/conformance.sh
+done_steps+=(conformance)
+
 fw_log "the Lambda binaries under cargo lambda watch"
 tests/lambda/run.sh
 done_steps+=(lambda)

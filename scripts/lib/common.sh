@@ -125,6 +125,18 @@ fw_python_tools() {
   export PATH="$venv/bin:$PATH"
 }
 
+# schemathesis (requests generated from openapi.yaml), in a venv of its own: its pins do not mix
+# with moto's. Sets FW_SCHEMATHESIS to its executable.
+fw_schemathesis() {
+  local venv="$HOME/.cache/flightwatch/schemathesis"
+  FW_SCHEMATHESIS="$venv/bin/schemathesis"
+  if [[ ! -x "$FW_SCHEMATHESIS" ]]; then
+    fw_log "installing schemathesis into $venv"
+    [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'schemathesis>=4,<5'
+  fi
+}
+
 # A free TCP port on 127.0.0.1.
 fw_free_port() {
   python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'

@@ -5,7 +5,7 @@ import json
 import schemathesis
 
 # Rules that openapi.yaml states in prose because no JSON Schema can: comparisons between fields,
-# uniqueness of a sub-field, the stored flight, cursors the API issued. A schema-valid request
+# uniqueness of a sub-field, the stored flight, cursors the API issued, a time's year in UTC. A schema-valid request
 # refused with a 400 for these alone is refused rightly; any other 400 is a mismatch.
 PROSE_RULES = (
     "destination must differ from origin",
@@ -13,6 +13,8 @@ PROSE_RULES = (
     "appears more than once in this request",
     "must be later than the scheduled departure",
     "is not a cursor this API returned",
+    # The pattern bounds the year as written; the instant in UTC can still cross 1000 or 9999.
+    "must fall in the years 1000 to 9999",
 )
 
 

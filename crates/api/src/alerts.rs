@@ -10,8 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::NaiveDate;
-use flightwatch_domain::flight::parse_time;
+use flightwatch_domain::flight::{parse_date, parse_time};
 use flightwatch_domain::ports::{AlertBus, AlertStore, Idempotency, Recorded};
 use flightwatch_domain::{
     Alert, AlertId, AlertQuery, EventKind, FlightEvent, FlightKey, FlightNumber, Notification,
@@ -48,12 +47,11 @@ pub struct NotificationRequest {
     flight_number: Option<String>,
     departure_date: Option<String>,
     event: Option<String>,
-    reason: Option<String>,
-    estimated_departure: Option<String>,
-}
-
-fn parse_date(raw: &str) -> Result<NaiveDate, &'static str> {
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| "must be a date as YYYY-MM-DD")
+    /// Optional, but never null: `openapi.yaml` says string, and API Gateway refuses null.
+    #[serde(default, deserialize_with = "crate::body::not_null")]
+    reason: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::body::not_null")]
+    estimated_departure: Option<Option<String>>,
 }
 
 impl NotificationRequest {
@@ -66,15 +64,14 @@ impl NotificationRequest {
         );
         let date = f.required("/departureDate", self.departure_date.as_deref(), parse_date);
         let kind = f.required("/event", self.event.as_deref(), str::parse::<EventKind>);
-        let reason = self
-            .reason
-            .as_deref()
-            .and_then(|r| f.check("/reason", Reason::parse(r)));
-        let estimated = self
-            .estimated_departure
-            .as_deref()
-            .and_then(|t| f.check("/estimatedDeparture", parse_time(t)));
-        let event = match (kind, estimated, self.estimated_departure.is_some()) {
+        let reason = f
+            .optional("/reason", self.reason)
+            .and_then(|r| f.check("/reason", Reason::parse(&r)));
+        let estimated_given = self.estimated_departure.is_some();
+        let estimated = f
+            .optional("/estimatedDeparture", self.estimated_departure)
+            .and_then(|t| f.check("/estimatedDeparture", parse_time(&t)));
+        let event = match (kind, estimated, estimated_given) {
             (Some(EventKind::Delayed), Some(t), _) => Some(FlightEvent::Delayed {
                 estimated_departure: t,
             }),
@@ -378,8 +375,8 @@ mod tests {
                 flight_number: Some("ua123".into()),
                 departure_date: Some("2026-12-01".into()),
                 event: Some("DELAYED".into()),
-                reason: Some("Late".into()),
-                estimated_departure: Some(t.into()),
+                reason: Some(Some("Late".into())),
+                estimated_departure: Some(Some(t.into())),
             }
             .parse()
             .unwrap()

@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::problem::{ApiError, FieldError};
 
@@ -45,6 +46,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// For an optional field that may be left out but not sent as null: `None` when absent,
+/// `Some(None)` when null (see `Fields::optional`).
+pub(crate) fn not_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// Collects every field error of a request, so the caller fixes them all in one go.
 #[derive(Default)]
 pub(crate) struct Fields(Vec<FieldError>);
@@ -78,6 +89,17 @@ impl Fields {
                 self.fail(pointer, "is required");
                 None
             }
+        }
+    }
+
+    /// An optional field read with `not_null`: absent is fine, null is an error.
+    pub fn optional<T>(&mut self, pointer: &str, value: Option<Option<T>>) -> Option<T> {
+        match value {
+            Some(None) => {
+                self.fail(pointer, "must not be null; leave it out instead");
+                None
+            }
+            other => other.flatten(),
         }
     }
 

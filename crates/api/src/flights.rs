@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use flightwatch_domain::flight::{parse_time, FlightSummary, RegistrationError};
 use flightwatch_domain::ports::FlightStore;
 use flightwatch_domain::{
-    AirportCode, Email, FlightKey, FlightNumber, FlightRegistration, Passenger, PassengerName,
-    PhoneNumber,
+    AirportCode, Email, FlightIdError, FlightKey, FlightNumber, FlightRegistration, Passenger,
+    PassengerName, PhoneNumber,
 };
 use serde::{Deserialize, Serialize};
 
@@ -199,9 +199,11 @@ async fn find(
     flight_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<FlightDetailsResponse>, ApiError> {
     let Path(flight_id) = flight_id.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let key: FlightKey = flight_id
-        .parse()
-        .map_err(|e: &str| ApiError::invalid(format!("flightId {e}")))?;
+    let key: FlightKey = flight_id.parse().map_err(|e| match e {
+        // It matches the id's pattern in openapi.yaml, so it is a well-formed id of no flight.
+        FlightIdError::NoSuchDate => ApiError::NotFound(format!("no flight {flight_id}: it {e}")),
+        FlightIdError::Malformed => ApiError::invalid(format!("flightId {e}")),
+    })?;
     let (flight, passengers) = state.store.find(&key).await?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "no flight {} departing {} is registered",

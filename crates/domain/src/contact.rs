@@ -145,16 +145,17 @@ impl fmt::Debug for Email {
 pub struct PassengerName(String);
 
 impl PassengerName {
+    /// Limits apply to the name as sent (as `openapi.yaml` states them), then it is trimmed.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err("must not be empty");
-        }
-        if name.chars().count() > 100 {
+        if raw.chars().count() > 100 {
             return Err("must be at most 100 characters");
         }
-        if name.chars().any(char::is_control) {
+        if raw.chars().any(char::is_control) {
             return Err("must not contain control characters");
+        }
+        let name = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+        if name.is_empty() {
+            return Err("must not be empty");
         }
         Ok(Self(name.to_owned()))
     }

@@ -93,14 +93,21 @@ pub struct Reason(String);
 impl Reason {
     pub const MAX_CHARS: usize = 500;
 
+    /// The length limit applies to the reason as sent (as `openapi.yaml` states it); runs of
+    /// whitespace are then collapsed to one space.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        // Line breaks and tabs would waste SMS characters and break log lines.
-        let collapsed = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err("must be at most 500 characters");
+        }
+        // Line breaks and tabs would waste SMS characters and break log lines. U+FEFF counts as
+        // a space, as it does for JSON Schema patterns.
+        let collapsed = raw
+            .split(|c: char| c.is_whitespace() || c == '\u{feff}')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         if collapsed.is_empty() {
             return Err("must not be empty (leave it out instead)");
-        }
-        if collapsed.chars().count() > Self::MAX_CHARS {
-            return Err("must be at most 500 characters");
         }
         if collapsed.chars().any(char::is_control) {
             return Err("must not contain control characters");

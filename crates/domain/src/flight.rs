@@ -114,16 +114,61 @@ impl FlightKey {
     }
 }
 
-impl FromStr for FlightKey {
-    type Err = &'static str;
+/// Why a flight id is not one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlightIdError {
+    #[error("must be an upper-case flight number and a departure date, e.g. UA123-2026-12-01")]
+    Malformed,
+    /// Well formed, but the date is not in the calendar (`2026-02-30`): no flight has it.
+    #[error("names a date that is not in the calendar")]
+    NoSuchDate,
+}
 
+impl FromStr for FlightKey {
+    type Err = FlightIdError;
+
+    /// Exactly the ids this API returns: upper case, the date zero-padded.
     fn from_str(id: &str) -> Result<Self, Self::Err> {
-        const WHAT: &str = "must be a flight number and a departure date, e.g. UA123-2026-12-01";
-        let (number, date) = id.split_once('-').ok_or(WHAT)?;
-        let number = FlightNumber::parse(number).map_err(|_| WHAT)?;
-        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| WHAT)?;
+        let (number, date) = id.split_once('-').ok_or(FlightIdError::Malformed)?;
+        let number = FlightNumber::parse(number)
+            .ok()
+            .filter(|n| n.as_str() == number)
+            .ok_or(FlightIdError::Malformed)?;
+        let date = match parse_date(date) {
+            Ok(date) => date,
+            Err(DateError::NotInCalendar) => return Err(FlightIdError::NoSuchDate),
+            Err(_) => return Err(FlightIdError::Malformed),
+        };
         Ok(Self { number, date })
     }
+}
+
+/// Why a date is not one this API takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("must be a date as YYYY-MM-DD")]
+    Malformed,
+    #[error("must fall in the years 1000 to 9999")]
+    OutOfRange,
+    #[error("is not a date in the calendar")]
+    NotInCalendar,
+}
+
+/// Parses a date written exactly as `YYYY-MM-DD` (chrono alone also takes `2026-12-1` and
+/// `+2026-12-01`), in the years MySQL's `DATE` holds.
+pub fn parse_date(raw: &str) -> Result<NaiveDate, DateError> {
+    let shaped = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shaped {
+        return Err(DateError::Malformed);
+    }
+    if raw.starts_with('0') {
+        return Err(DateError::OutOfRange);
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| DateError::NotInCalendar)
 }
 
 /// One insured passenger. The phone is the passenger's identity within a flight.
@@ -292,6 +337,22 @@ mod tests {
         for (raw, want) in cases {
             let got = FlightNumber::parse(raw).ok();
             assert_eq!(got.as_ref().map(FlightNumber::as_str), want, "case {raw:?}");
+        }
+    }
+
+    #[test]
+    fn flight_ids_are_exactly_the_ids_the_api_returns() {
+        let cases = [
+            ("UA123-2026-12-01", Ok(())),
+            ("ua123-2026-12-01", Err(FlightIdError::Malformed)),
+            ("UA123-2026-12-1", Err(FlightIdError::Malformed)),
+            ("UA123-+2026-12-01", Err(FlightIdError::Malformed)),
+            ("12345-2026-12-01", Err(FlightIdError::Malformed)),
+            ("UA123-0999-12-01", Err(FlightIdError::Malformed)),
+            ("UA123-2026-02-30", Err(FlightIdError::NoSuchDate)),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(raw.parse::<FlightKey>().map(|_| ()), want, "case {raw}");
         }
     }
 

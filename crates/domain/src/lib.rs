@@ -14,8 +14,8 @@ pub use alert::{Alert, AlertId, AlertQuery, Publication};
 pub use contact::{redact_phone_numbers, Email, PassengerName, PhoneNumber};
 pub use event::{EventKind, FlightEvent, Notification, Reason};
 pub use flight::{
-    AirportCode, DepartureDate, FlightKey, FlightNumber, FlightRegistration, FlightSchedule,
-    Passenger,
+    parse_date, AirportCode, DateError, DepartureDate, FlightIdError, FlightKey, FlightNumber,
+    FlightRegistration, FlightSchedule, Passenger,
 };
 pub use message::AlertMessage;
 pub use sms::{Encoding, SmsText};

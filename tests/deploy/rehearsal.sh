@@ -33,8 +33,29 @@ export FLIGHTWATCH_INFRA_TEMPLATE="$tmp/infra.json"
 export FLIGHTWATCH_INFRA_PARAMETERS="DatabaseDeletionProtection=false"
 export FLIGHTWATCH_DEPLOY_DATABASE_URL="${DATABASE_URL%/*}/$database"
 export FLIGHTWATCH_PACKAGE_FILTER=tests/deploy/emulator_functions.py
+# moto's API Gateway account has no CloudWatch role, as a fresh AWS account: the preflight
+# creates it, as an operator would opt in to.
+export FLIGHTWATCH_CREATE_CLOUDWATCH_ROLE=true
+# Serverless cannot be pointed at an emulator: remove.sh's fallback (the deployer deleting the
+# functions' stack) is what runs here, the same path a failed `sls remove` takes in AWS.
+export FLIGHTWATCH_SERVERLESS=false
+check() { python3 tests/deploy/rehearsal_check.py "$@"; }
+
+fw_log "remove.sh on a stage that was never deployed"
+scripts/remove.sh "$stage"
+check removed "$stage"
+
+# A deploy interrupted after each step (0 preflight, 2 infra, 3 configuration, 4 functions),
+# then removed: nothing of the stage may be left.
+for step in 0 2 3 4; do
+  fw_log "deploy.sh stopped after step $step, then remove.sh"
+  scripts/deploy.sh "$stage" --stop-after "$step"
+  scripts/remove.sh "$stage"
+  check removed "$stage"
+done
+
 scripts/deploy.sh "$stage"
-python3 tests/deploy/rehearsal_check.py deployed "$stage"
+check deployed "$stage"
 users=$(db_sql "SELECT COUNT(*) FROM mysql.user WHERE user IN ('flights', 'alerts')")
 tables=$(db_sql "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$database'")
 [[ "$users" == 2 && "$tables" -ge 8 ]] || { fw_log "FAIL database: $users users, $tables tables"; exit 1; }
@@ -42,9 +63,21 @@ fw_log "ok   the database has its tables and views and both function users"
 
 fw_log "deploying again: an update, not a failure"
 scripts/deploy.sh "$stage"
-python3 tests/deploy/rehearsal_check.py deployed "$stage"
+check deployed "$stage"
+
+fw_log "dead letters: kept in the queue, listed masked, redriven onto the alerts topic"
+"$CARGO_TARGET_DIR/debug/flightwatch-deploy" dead-letters --stage "$stage" >"$tmp/none.txt"
+python3 tests/deploy/rehearsal_check.py dead-letter "$stage"
+"$CARGO_TARGET_DIR/debug/flightwatch-deploy" dead-letters --stage "$stage" | tee "$tmp/listed.txt"
+grep -q '+1415•••0100' "$tmp/listed.txt" && ! grep -q '14155550100' "$tmp/listed.txt" \
+  || { fw_log "FAIL the dead letter is not listed, or not masked"; exit 1; }
+"$CARGO_TARGET_DIR/debug/flightwatch-deploy" dead-letters --stage "$stage" --redrive
+python3 tests/deploy/rehearsal_check.py redriven "$stage"
 
 scripts/remove.sh "$stage"
-python3 tests/deploy/rehearsal_check.py removed "$stage"
+check removed "$stage"
 [[ ! -e ".deploy/$stage" ]] || { fw_log "FAIL .deploy/$stage is left behind"; exit 1; }
-fw_log "rehearsal: deployed twice and removed, nothing of the stage left in the emulator"
+fw_log "remove.sh again: nothing to do, and no failure"
+scripts/remove.sh "$stage"
+check removed "$stage"
+fw_log "rehearsal: interrupted deploys removed, deployed twice, dead letters redriven, removed twice; nothing of the stage left in the emulator"

@@ -2,7 +2,11 @@
 """Checks a rehearsal stage in moto: `deployed` after scripts/deploy.sh, `removed` after
 scripts/remove.sh. Prints `rehearsal: N passed, N failed`; exits non-zero on any failure.
 
-  rehearsal_check.py deployed|removed STAGE
+  rehearsal_check.py deployed|removed|dead-letter|redriven STAGE
+
+`dead-letter` publishes an alert message to the stage's dead-letter topic and checks that it lands
+in the dead-letter queue; `redriven` checks that the redrive put it on the alerts topic as a first
+attempt and emptied the queue.
 """
 
 import json
@@ -29,7 +33,36 @@ def stacks():
 
 
 infra, functions = f"flightwatch-{stage}-infra", f"flightwatch-{stage}"
-if phase == "deployed":
+sqs = boto3.client("sqs", **aws)
+DEAD = {"version": 1, "alertId": "019ac0a0-0000-7000-8000-0000000000dd",
+        "flight": {"flightNumber": "UA123", "departureDate": "2026-12-01", "origin": "SFO",
+                   "destination": "JFK", "scheduledDeparture": "2026-12-01T08:05:00-08:00"},
+        "event": "CANCELLED", "part": 1, "parts": 1, "attempt": 3, "recipients": ["+14155550100"]}
+
+
+def outputs_of(name):
+    return {o["OutputKey"]: o["OutputValue"] for o in cf.describe_stacks(StackName=name)["Stacks"][0].get("Outputs", [])}
+
+
+def queue_depth(url):
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+if phase == "dead-letter":
+    out = outputs_of(infra)
+    sns.publish(TopicArn=out["DeadLetterTopicArn"], Message=json.dumps(DEAD))
+    check("a message on the dead-letter topic lands in the dead-letter queue", queue_depth(out["DeadLetterQueueUrl"]) == 1)
+elif phase == "redriven":
+    out = outputs_of(infra)
+    sent = [json.loads(n[1]) for t in json.load(__import__("urllib.request").request.urlopen(
+        os.environ["AWS_ENDPOINT_URL"] + "/moto-api/data.json"))["sns"]["Topic"]
+        if t["arn"] == out["AlertsTopicArn"] for n in t["sent_notifications"]]
+    redriven = [m for m in sent if m.get("alertId") == DEAD["alertId"]]
+    check("the redrive put the dead letter on the alerts topic as a first attempt",
+          len(redriven) == 1 and redriven[0]["attempt"] == 1 and redriven[0]["recipients"] == DEAD["recipients"], sent)
+    check("the redrive emptied the queue", queue_depth(out["DeadLetterQueueUrl"]) == 0)
+elif phase == "deployed":
     st = stacks()
     check("the infra stack is deployed", st.get(infra) in ("CREATE_COMPLETE", "UPDATE_COMPLETE"), st)
     check("the functions' stack is deployed", st.get(functions) in ("CREATE_COMPLETE", "UPDATE_COMPLETE"), st)
@@ -82,6 +115,8 @@ else:
     apis = [a["name"] for a in apigw.get_rest_apis()["items"]]
     if apis or replaced:
         print(f"==> note emulator leftovers (moto gaps): REST APIs {apis}, replaced buckets {replaced}", file=sys.stderr)
+    queues = [q for q in sqs.list_queues().get("QueueUrls", []) if f"flightwatch-{stage}" in q]
+    check("no queue of the stage is left", queues == [], queues)
     dbs = [d["DBInstanceIdentifier"] for d in boto3.client("rds", **aws).describe_db_instances()["DBInstances"]]
     check("no database instance is left", dbs == [], dbs)
 

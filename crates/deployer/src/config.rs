@@ -113,6 +113,8 @@ pub struct FunctionSettings {
     pub throttle_rate: u32,
     pub throttle_burst: u32,
     pub monthly_quota: u32,
+    /// Whether the functions reserve concurrency (see `serverless.yml`).
+    pub reserved_concurrency: bool,
 }
 
 /// Writes `.deploy/<stage>/params.json`, which `serverless.yml` reads: no AWS lookups at package
@@ -132,6 +134,10 @@ pub fn write_serverless_params(
         ("ThrottleRateLimit", settings.throttle_rate.to_string()),
         ("ThrottleBurstLimit", settings.throttle_burst.to_string()),
         ("QuotaLimit", settings.monthly_quota.to_string()),
+        (
+            "ReservedConcurrency",
+            settings.reserved_concurrency.to_string(),
+        ),
     ] {
         values.insert(k.into(), v);
     }

@@ -113,5 +113,8 @@ pub async fn remove(
             println!("emptied s3://{bucket} ({n} objects)");
         }
     }
-    stack::delete(cf, stack_name).await
+    for kept in stack::delete_from_any_state(cf, stack_name).await? {
+        println!("left behind: {kept}");
+    }
+    Ok(())
 }

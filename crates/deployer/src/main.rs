@@ -4,14 +4,18 @@
 
 mod config;
 mod database;
+mod dead_letters;
 mod functions;
+mod preflight;
 mod stack;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use aws_sdk_cloudformation::types::StackStatus;
 use clap::{Parser, Subcommand};
 use config::FunctionSettings;
+use preflight::Account as _;
 use stack::StackSpec;
 
 #[derive(Parser)]
@@ -29,6 +33,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Checks, before anything is created, what the stage needs of the account and region:
+    /// credentials, API Gateway's CloudWatch role, Lambda concurrency, SMS readiness (warnings),
+    /// two zones where the SNS endpoint is offered. Fails (exit 1) with what to do.
+    Preflight {
+        #[arg(long)]
+        stage: String,
+        /// The stage will reserve the concurrency `serverless.yml` sets.
+        #[arg(long, env = "FLIGHTWATCH_RESERVED_CONCURRENCY")]
+        reserved_concurrency: bool,
+        /// Create API Gateway's CloudWatch Logs role and set it on the account if it has none
+        /// (an account-wide setting, hence opt-in).
+        #[arg(long, env = "FLIGHTWATCH_CREATE_CLOUDWATCH_ROLE")]
+        create_cloudwatch_role: bool,
+    },
+    /// Lists the stage's dead letters (phones masked); with --redrive, puts them back on the
+    /// alerts topic as a first attempt and removes them from the queue.
+    DeadLetters {
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        redrive: bool,
+    },
+    /// Exits 0 when the stack exists (in any state), 1 when it does not.
+    HasStack { name: String },
     /// Creates or updates the infra stack `flightwatch-<stage>-infra`, printing its events.
     Infra {
         #[arg(long)]
@@ -56,6 +84,10 @@ enum Command {
         /// Requests per month allowed by the usage plan.
         #[arg(long, default_value_t = 1_000_000)]
         monthly_quota: u32,
+        /// Reserve the concurrency `serverless.yml` sets for each function (off by default:
+        /// it needs an account quota above 100 plus the reservation).
+        #[arg(long, env = "FLIGHTWATCH_RESERVED_CONCURRENCY")]
+        reserved_concurrency: bool,
     },
     /// Applies the migrations and provisions each function's database user.
     Database {
@@ -84,7 +116,8 @@ enum Command {
         #[arg(long, env = "FLIGHTWATCH_LAMBDA_DIR", default_value = "target/lambda")]
         artifacts: PathBuf,
     },
-    /// Rehearsal only: removes the functions' stack deployed by `functions`.
+    /// Empties the functions' deployment bucket and deletes their stack: what `sls remove` does,
+    /// for when it cannot (the rehearsal, or an infra stack already gone).
     RemoveFunctions {
         #[arg(long)]
         stage: String,
@@ -94,6 +127,36 @@ enum Command {
         #[arg(long)]
         stage: String,
     },
+}
+
+/// The infra template's parameter for RDS deletion protection.
+const PROTECTION: &str = "DatabaseDeletionProtection";
+
+/// After a failed first creation: what the rollback left behind, if anything, and how to delete
+/// it, so that nothing bills unnoticed.
+async fn report_leftovers(cf: &aws_sdk_cloudformation::Client, name: &str) {
+    let Ok(resources) = stack::resources(cf, name).await else {
+        return;
+    };
+    let left: Vec<&stack::Resource> = resources
+        .iter()
+        .filter(|r| r.physical_id.is_some() && r.status != "DELETE_COMPLETE")
+        .collect();
+    if left.is_empty() {
+        println!("the failed creation was rolled back: nothing of {name} is left but the stack record (deleted by the next deploy or by scripts/remove.sh)");
+        return;
+    }
+    println!("the failed creation left these behind; scripts/remove.sh deletes them, or by hand:");
+    for r in left {
+        let id = r.physical_id.as_deref().unwrap_or_default();
+        println!(
+            "  {} {id} ({}, {}): {}",
+            r.kind,
+            r.logical_id,
+            r.status,
+            stack::how_to_delete(&r.kind, id)
+        );
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -133,17 +196,52 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let body = std::fs::read_to_string(cli.root.join(&template))
                 .with_context(|| format!("reading {}", template.display()))?;
+            let name = infra_stack(&stage);
             parameters.insert(0, ("Stage".into(), stage.clone()));
-            stack::deploy(
+            let creating = !matches!(
+                stack::status(&cf, &name).await?,
+                Some(s) if !matches!(s, StackStatus::RollbackComplete | StackStatus::RollbackFailed)
+            );
+            let given = |key: &str| parameters.iter().any(|(k, _)| k == key);
+            // Protection on:  what the operator asked for, or the template's default.
+            let protect = parameters
+                .iter()
+                .find(|(k, _)| k == PROTECTION)
+                .is_none_or(|(_, v)| v == "true");
+            if creating {
+                // Zones are chosen once, where the SNS endpoint is offered; updates keep them.
+                if !given("AvailabilityZoneA") {
+                    let account = preflight::AwsAccount::new(&sdk, &region);
+                    let (a, b) = preflight::pick_zones(&account).await?;
+                    println!("availability zones: {a}, {b}");
+                    parameters.push(("AvailabilityZoneA".into(), a));
+                    parameters.push(("AvailabilityZoneB".into(), b));
+                }
+                // A first creation that fails while RDS is being created must roll back
+                // cleanly; deletion protection would leave it in ROLLBACK_FAILED. It is turned
+                // on once the stack exists.
+                parameters.retain(|(k, _)| k != PROTECTION);
+                parameters.push((PROTECTION.into(), "false".into()));
+            }
+            let deployed = stack::deploy(
                 &cf,
                 StackSpec {
-                    name: &infra_stack(&stage),
+                    name: &name,
                     body: Some(body),
                     template_url: None,
                     parameters,
                 },
             )
-            .await?;
+            .await;
+            if let Err(e) = deployed {
+                if creating {
+                    report_leftovers(&cf, &name).await;
+                }
+                return Err(e);
+            }
+            if creating && protect {
+                stack::set_parameter(&cf, &name, PROTECTION, "true").await?;
+            }
             for (k, v) in stack::outputs(&cf, &infra_stack(&stage)).await? {
                 println!("  {k} = {v}");
             }
@@ -155,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
             throttle_rate,
             throttle_burst,
             monthly_quota,
+            reserved_concurrency,
         } => {
             let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
             let bucket = config::output(&outputs, "ConfigBucketName")?;
@@ -167,6 +266,7 @@ async fn main() -> anyhow::Result<()> {
                 throttle_rate,
                 throttle_burst,
                 monthly_quota,
+                reserved_concurrency,
             };
             config::write_serverless_params(&cli.root, &outputs, &stage, &settings)?;
         }
@@ -227,17 +327,110 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Remove { stage } => {
             let name = infra_stack(&stage);
-            if stack::status(&cf, &name).await?.is_some() {
-                let outputs = stack::outputs(&cf, &name).await?;
-                if let Some(bucket) = outputs.get("ConfigBucketName") {
-                    let n = config::empty_bucket(&s3, bucket).await?;
-                    println!("emptied s3://{bucket} ({n} objects)");
+            let Some(state) = stack::status(&cf, &name).await? else {
+                println!("stack {name} does not exist: nothing to delete");
+                return Ok(());
+            };
+            let resources = stack::resources(&cf, &name).await?;
+            // From the resources, not the outputs: a stack that failed to create has none.
+            for bucket in resources.iter().filter(|r| r.kind == "AWS::S3::Bucket") {
+                if let Some(id) = &bucket.physical_id {
+                    let n = config::empty_bucket(&s3, id).await?;
+                    println!("emptied s3://{id} ({n} objects)");
                 }
-                // Deletion protection guards against accidents, not against this command; the
-                // stack's DeletionPolicy still takes a final snapshot of the database.
-                stack::set_parameter(&cf, &name, "DatabaseDeletionProtection", "false").await?;
             }
-            stack::delete(&cf, &name).await?;
+            // Deletion protection guards against accidents, not against this command; the
+            // stack's DeletionPolicy still takes a final snapshot of the database. Only a
+            // settled stack can be updated; the others were created without protection.
+            if matches!(
+                state,
+                StackStatus::CreateComplete
+                    | StackStatus::UpdateComplete
+                    | StackStatus::UpdateRollbackComplete
+            ) {
+                stack::set_parameter(&cf, &name, PROTECTION, "false").await?;
+            }
+            let kept = stack::delete_from_any_state(&cf, &name).await?;
+            let databases: Vec<&stack::Resource> = resources
+                .iter()
+                .filter(|r| r.kind == "AWS::RDS::DBInstance" && r.physical_id.is_some())
+                .collect();
+            if !kept.is_empty() || !databases.is_empty() {
+                println!("left behind, deliberately or because it would not delete:");
+            }
+            for db in databases {
+                let id = db.physical_id.as_deref().unwrap_or_default();
+                println!(
+                    "  the final snapshot of database {id} (DeletionPolicy: Snapshot), kept \
+                     deliberately: `aws rds describe-db-snapshots --db-instance-identifier {id}`; \
+                     delete it with `aws rds delete-db-snapshot` when no longer needed"
+                );
+            }
+            for k in &kept {
+                println!("  {k}");
+            }
+        }
+        Command::Preflight {
+            stage,
+            reserved_concurrency,
+            create_cloudwatch_role,
+        } => {
+            let reserved = if reserved_concurrency {
+                let text = std::fs::read_to_string(cli.root.join("serverless.yml"))
+                    .context("reading serverless.yml")?;
+                preflight::reserved_in_serverless_yml(&text)?
+            } else {
+                0
+            };
+            let wanted = preflight::Wanted {
+                reserved_concurrency: reserved,
+            };
+            let account = preflight::AwsAccount::new(&sdk, &region);
+            let mut facts = preflight::gather(&account, &region, &wanted).await;
+            if create_cloudwatch_role && matches!(facts.cloudwatch_role, Ok(None)) {
+                let role = preflight::create_cloudwatch_role(
+                    &aws_sdk_iam::Client::new(&sdk),
+                    &account.apigateway,
+                )
+                .await?;
+                println!("created and set API Gateway's CloudWatch Logs role {role}");
+                facts.cloudwatch_role = account.cloudwatch_role().await;
+            }
+            println!("preflight for stage {stage} in {region}:");
+            let report = preflight::check(&facts, &wanted);
+            report.print();
+            if !report.ok() {
+                anyhow::bail!(
+                    "preflight: {} problem(s) above; nothing was created",
+                    report.failures.len()
+                );
+            }
+        }
+        Command::DeadLetters { stage, redrive } => {
+            let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
+            let queue = config::output(&outputs, "DeadLetterQueueUrl")?;
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            if redrive {
+                let bus = flightwatch_aws::SnsAlertBus::new(
+                    flightwatch_aws::sns_client(&sdk),
+                    config::output(&outputs, "AlertsTopicArn")?,
+                );
+                let (redriven, kept) = dead_letters::redrive(&sqs, queue, &bus).await?;
+                println!("{redriven} dead letter(s) redriven onto the alerts topic, {kept} unreadable kept");
+            } else {
+                let letters = dead_letters::receive(&sqs, queue, 1000, 0).await?;
+                for letter in &letters {
+                    for line in dead_letters::describe(letter) {
+                        println!("{line}");
+                    }
+                }
+                println!("{} dead letter(s) in {queue}", letters.len());
+            }
+        }
+        Command::HasStack { name } => {
+            if stack::status(&cf, &name).await?.is_none() {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

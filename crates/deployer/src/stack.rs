@@ -127,21 +127,150 @@ pub async fn deploy(cf: &Client, spec: StackSpec<'_>) -> anyhow::Result<()> {
     wait(cf, spec.name, seen).await
 }
 
+/// A resource of a stack, as CloudFormation reports it.
+pub struct Resource {
+    pub logical_id: String,
+    pub physical_id: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// The stack's resources (by name or id); empty when there is no such stack.
+pub async fn resources(cf: &Client, name: &str) -> anyhow::Result<Vec<Resource>> {
+    let out = match cf.describe_stack_resources().stack_name(name).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(e).with_context(|| format!("listing resources of {name}")),
+    };
+    Ok(out
+        .stack_resources()
+        .iter()
+        .map(|r| Resource {
+            logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+            physical_id: r.physical_resource_id().map(str::to_owned),
+            kind: r.resource_type().unwrap_or_default().to_owned(),
+            status: r
+                .resource_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            reason: r.resource_status_reason().map(str::to_owned),
+        })
+        .collect())
+}
+
+/// Deletes the stack from whatever state it is in, and says what, if anything, is left: a
+/// stack stuck in `DELETE_FAILED` (a resource that would not go) is deleted again, then, if it
+/// still fails, deleted keeping those resources, which are listed with how to delete them by
+/// hand. An `UPDATE_ROLLBACK_FAILED` stack is first rolled back, since it cannot be deleted.
+pub async fn delete_from_any_state(cf: &Client, name: &str) -> anyhow::Result<Vec<String>> {
+    if status(cf, name).await? == Some(StackStatus::UpdateRollbackFailed) {
+        println!("stack {name} is in UPDATE_ROLLBACK_FAILED: continuing its rollback first");
+        let seen = event_ids(cf, name).await.unwrap_or_default();
+        cf.continue_update_rollback()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "continuing the rollback of {name}: {}",
+                    DisplayErrorContext(e)
+                )
+            })?;
+        // Settles in UPDATE_ROLLBACK_COMPLETE (a success here) or fails again: delete anyway.
+        let _ = wait(cf, name, seen).await;
+    }
+    let id = stack_id(cf, name).await?;
+    for attempt in 1..=2 {
+        match delete(cf, name).await {
+            Ok(()) => return Ok(Vec::new()),
+            Err(e) => println!("deleting {name} (attempt {attempt}) failed: {e:#}"),
+        }
+    }
+    let stuck: Vec<Resource> = resources(cf, &id)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "DELETE_FAILED")
+        .collect();
+    if stuck.is_empty() {
+        bail!("stack {name} could not be deleted, and no resource says why");
+    }
+    println!(
+        "deleting {name} once more, keeping what would not go: {}",
+        stuck
+            .iter()
+            .map(|r| r.logical_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let seen = event_ids(cf, &id).await.unwrap_or_default();
+    cf.delete_stack()
+        .stack_name(&id)
+        .set_retain_resources(Some(stuck.iter().map(|r| r.logical_id.clone()).collect()))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("deleting {name}: {}", DisplayErrorContext(e)))?;
+    wait(cf, &id, seen).await?;
+    Ok(stuck
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} ({}): {} — {}",
+                r.kind,
+                r.physical_id.as_deref().unwrap_or("?"),
+                r.logical_id,
+                r.reason.as_deref().unwrap_or("would not delete"),
+                how_to_delete(&r.kind, r.physical_id.as_deref().unwrap_or("?"))
+            )
+        })
+        .collect())
+}
+
+/// The command that deletes a kept resource by hand, for the kinds a stage has.
+pub fn how_to_delete(kind: &str, id: &str) -> String {
+    match kind {
+        "AWS::RDS::DBInstance" => format!(
+            "aws rds modify-db-instance --db-instance-identifier {id} --no-deletion-protection \
+             --apply-immediately && aws rds delete-db-instance --db-instance-identifier {id} \
+             --final-db-snapshot-identifier {id}-final"
+        ),
+        "AWS::S3::Bucket" => format!("aws s3 rb s3://{id} --force"),
+        "AWS::EC2::VPCEndpoint" => format!("aws ec2 delete-vpc-endpoints --vpc-endpoint-ids {id}"),
+        "AWS::EC2::NatGateway" => format!("aws ec2 delete-nat-gateway --nat-gateway-id {id}"),
+        "AWS::KMS::Key" => format!("aws kms schedule-key-deletion --key-id {id}"),
+        "AWS::SQS::Queue" => format!("aws sqs delete-queue --queue-url {id}"),
+        _ => format!("delete {id} in the console or with the AWS CLI"),
+    }
+}
+
+async fn stack_id(cf: &Client, name: &str) -> anyhow::Result<String> {
+    Ok(cf
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .ok()
+        .and_then(|out| {
+            out.stacks()
+                .first()
+                .and_then(|s| s.stack_id().map(str::to_owned))
+        })
+        .unwrap_or_else(|| name.to_owned()))
+}
+
 /// Deletes the stack (if any) and waits until it is gone.
 pub async fn delete(cf: &Client, name: &str) -> anyhow::Result<()> {
     let Some(_) = status(cf, name).await? else {
         println!("stack {name} does not exist: nothing to delete");
         return Ok(());
     };
-    let id = cf
-        .describe_stacks()
-        .stack_name(name)
-        .send()
-        .await?
-        .stacks()
-        .first()
-        .and_then(|s| s.stack_id().map(str::to_owned))
-        .unwrap_or_else(|| name.to_owned());
+    let id = stack_id(cf, name).await?;
     let seen = event_ids(cf, name).await.unwrap_or_default();
     println!("deleting stack {name}");
     if let Err(e) = cf.delete_stack().stack_name(name).send().await {

@@ -10,8 +10,9 @@ The REST API is deployed from openapi.yaml by reference (the RestApi Body); this
 template really carries the spec (paths, methods, the API-key requirement of every operation,
 the component schemas), that every operation is a Lambda proxy integration with the function
 that owns it and that API Gateway may invoke it, that the usage plan throttles and caps each
-key, and that no function role grants anything on Resource "*" but the one documented SMS
-statement. Prints one line a check and `deploy-check: N passed, N failed`; exits 1 on a failure.
+key, that no function role grants anything on Resource "*" but the one documented SMS
+statement, and that each asynchronous on-failure destination is a queue or topic its function's
+role may send to, with no SQS right beyond that (on_failure_problems). Prints one line a check and `deploy-check: N passed, N failed`; exits 1 on a failure.
 
 The API key, per operation: API Gateway requires an API key on a method only when that operation
 has its own security requirement naming the key (`apiKeyRequired`); a root-level `security` is
@@ -199,6 +200,68 @@ def ref_target(value):
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
+
+
+def role_grants(role: dict) -> list[tuple[str, str, object]]:
+    """(Sid, action, resource) of every Allow statement of a role's inline policies."""
+    return [
+        (st.get("Sid", "?"), action, resource)
+        for policy in (role.get("Properties") or {}).get("Policies") or []
+        for st in as_list((policy.get("PolicyDocument") or {}).get("Statement") or [])
+        if st.get("Effect") == "Allow"
+        for action in as_list(st.get("Action") or [])
+        for resource in as_list(st.get("Resource") or [])
+    ]
+
+
+# What a function's role needs to send to its on-failure destination, by the ARN's service.
+DESTINATION_ACTIONS = {"sqs": "sqs:SendMessage", "sns": "sns:Publish"}
+
+
+def on_failure_destinations(resources: dict) -> dict[str, list]:
+    """Function logical id -> the OnFailure destinations of its EventInvokeConfigs."""
+    out: dict[str, list] = {}
+    for res in resources.values():
+        if res.get("Type") != "AWS::Lambda::EventInvokeConfig":
+            continue
+        props = res.get("Properties") or {}
+        dest = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        if dest is not None:
+            out.setdefault(ref_target(props.get("FunctionName")), []).append(dest)
+    return out
+
+
+def on_failure_problems(resources: dict) -> list[str]:
+    """Lambda sends a failed asynchronous invocation to its on-failure destination with the
+    function's own role: each destination must be an SQS queue or SNS topic ARN that the role may
+    send to (sqs:SendMessage or sns:Publish on exactly it). And a role's only SQS right is
+    sqs:SendMessage to its own function's on-failure queues: nothing else, on no other queue."""
+    roles = {rid: r for rid, r in resources.items() if r.get("Type") == "AWS::IAM::Role"}
+    role_of = {
+        fid: ref_target((fn.get("Properties") or {}).get("Role"))
+        for fid, fn in resources.items() if fn.get("Type") == "AWS::Lambda::Function"
+    }
+    destinations = on_failure_destinations(resources)
+    problems = []
+    for fid, arns in sorted(destinations.items()):
+        role = role_of.get(fid)
+        grants = role_grants(roles.get(role, {}))
+        for arn in arns:
+            parts = arn.split(":") if isinstance(arn, str) else []
+            action = DESTINATION_ACTIONS.get(parts[2]) if len(parts) >= 6 and parts[0] == "arn" else None
+            if action is None:
+                problems.append(f"{fid}: on-failure destination {arn!r} is not an SQS queue or SNS topic ARN")
+            elif not any(a.lower() == action.lower() and r == arn for _, a, r in grants):
+                problems.append(f"{fid}: its role {role} may not {action} to its on-failure destination {arn}")
+    for rid, role in sorted(roles.items()):
+        own = [arn for fid, r in role_of.items() if r == rid for arn in destinations.get(fid, [])]
+        for sid, action, resource in role_grants(role):
+            if action.lower().startswith("sqs:") and (action.lower() != "sqs:sendmessage" or resource not in own):
+                problems.append(
+                    f"{rid} {sid}: {action} on {json.dumps(resource)}: a role's only SQS right is "
+                    "sqs:SendMessage to its function's on-failure queue"
+                )
+    return problems
 
 
 def positive(value) -> bool:
@@ -462,6 +525,19 @@ def main(argv=None) -> int:
         ),
         "the sms role may send SMS (sns:Publish on \"*\", statement SendSms)",
         "no SendSms statement in SmsRole",
+    )
+    sms_destinations = on_failure_destinations(resources).get("SmsLambdaFunction", [])
+    c.check(
+        len(sms_destinations) == 1 and str(sms_destinations[0]).startswith("arn:")
+        and str(sms_destinations[0]).split(":")[2] == "sqs",
+        "SmsLambdaFunction sends its failed invocations to an SQS queue (on-failure destination)",
+        f"destinations {sms_destinations}",
+    )
+    problems = on_failure_problems(resources)
+    c.check(
+        not problems,
+        "on-failure destinations: each function's role may send to its own, and has no other SQS right",
+        "; ".join(problems),
     )
     return summary(c)
 

@@ -6,11 +6,16 @@
 # 1. renders nothing: copies tests/deploy/params.ci.json (a rendered
 #    infra/templates/serverless-params.json.mustache) to .deploy/ci/params.json;
 # 2. `npm ci` when node_modules is missing (Serverless Framework v3, pinned in package-lock.json);
-# 3. `npx serverless package --stage ci`: no AWS account or credentials needed;
-# 4. tests/deploy/check_api.py: the template against openapi.yaml; and
+# 3. `npx serverless package --stage ci`: no AWS account or credentials needed. Twice: first with
+#    "ReservedConcurrency" true, then false (the default), which is the template left in
+#    .serverless and checked in full;
+# 4. tests/deploy/check_params.py, on both: reserved concurrency only when asked for (the four
+#    documented values), none by default; the sms function's on-failure destination is the
+#    dead-letter queue;
+# 5. tests/deploy/check_api.py: the template against openapi.yaml, and the roles; and
 #    tests/deploy/gateway_responses.py: the packaged API's gateway responses are problem+json
 #    whatever API Gateway puts in their variables;
-# 5. scripts/lint-cfn.sh --serverless: cfn-lint (+ serverless rules) and checkov.
+# 6. scripts/lint-cfn.sh --serverless: cfn-lint (+ serverless rules) and checkov.
 #
 # The Lambda zips must exist: build them first with scripts/build.sh (cargo lambda build
 # --release --output-format zip). FLIGHTWATCH_LAMBDA_DIR names their directory, as for
@@ -50,9 +55,8 @@ if ((${#missing[@]})); then
   exit 1
 fi
 
-fw_log "params: tests/deploy/params.ci.json -> .deploy/$stage/params.json"
 mkdir -p ".deploy/$stage"
-cp tests/deploy/params.ci.json ".deploy/$stage/params.json"
+params=".deploy/$stage/params.json"
 
 # No update checks, telemetry or notifications: there is no network but package registries.
 export SLS_TELEMETRY_DISABLED=1 SLS_TRACKING_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
@@ -62,14 +66,29 @@ if [[ ! -d node_modules ]]; then
   npm ci --no-audit --no-fund
 fi
 
-fw_log "serverless package --stage $stage (artifacts: $artifacts)"
-npx --no-install serverless package --stage "$stage" --param="artifacts=$staged"
-template=.serverless/cloudformation-template-update-stack.json
-[[ -f $template ]] || { fw_log "serverless wrote no $template"; exit 1; }
-
-fw_log "check the API and the roles in $template"
 python=python3
 [[ -x $HOME/.cache/flightwatch/venv/bin/python ]] && python="$HOME/.cache/flightwatch/venv/bin/python"
+template=.serverless/cloudformation-template-update-stack.json
+
+# package RESERVED: packages with params.ci.json's ReservedConcurrency set to RESERVED (true or
+# false) and checks the template follows the params (check_params.py).
+package() {
+  fw_log "params: tests/deploy/params.ci.json with ReservedConcurrency $1 -> $params"
+  "$python" -c 'import json, sys
+p = json.load(open(sys.argv[1]))
+p["ReservedConcurrency"] = sys.argv[3] == "true"
+json.dump(p, open(sys.argv[2], "w"), indent=2)' tests/deploy/params.ci.json "$params" "$1"
+  fw_log "serverless package --stage $stage (artifacts: $artifacts)"
+  rm -f "$template"
+  npx --no-install serverless package --stage "$stage" --param="artifacts=$staged"
+  [[ -f $template ]] || { fw_log "serverless wrote no $template"; exit 1; }
+  fw_log "check $template against $params"
+  "$python" tests/deploy/check_params.py "$template" "$params"
+}
+package true
+package false # last: the template the checks below and scripts/test.sh's lint see
+
+fw_log "check the API and the roles in $template"
 "$python" tests/deploy/check_api.py "$template"
 fw_log "render the gateway responses of $template with hostile values"
 "$python" tests/deploy/gateway_responses.py "$template"

@@ -112,6 +112,48 @@ def test_check_api_script_accepts_the_spec_and_rejects_a_copy_without_one_operat
     assert len(failed) == 1 and f"{method.upper()} {path} requires the API key" in failed[0], lines
 
 
+# --- on-failure destinations and SQS rights ------------------------------------------------------
+
+QUEUE = "arn:aws:sqs:us-east-1:123456789012:flightwatch-ci-dead-letters"
+
+
+def destination_template(statements, destination=QUEUE):
+    """A function whose role has these statements and whose on-failure destination is given."""
+    return {
+        "SmsRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [
+            {"PolicyName": "sms", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]}},
+        "SmsLambdaFunction": {"Type": "AWS::Lambda::Function",
+                              "Properties": {"Role": {"Fn::Sub": "${SmsRole.Arn}"}}},
+        "SmsLambdaEvConf": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+            "FunctionName": {"Ref": "SmsLambdaFunction"},
+            "DestinationConfig": {"OnFailure": {"Destination": destination}}}},
+    }
+
+
+def send(action="sqs:SendMessage", resource=QUEUE, sid="SendFailedInvocations"):
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def test_a_role_may_send_to_its_on_failure_queue_and_nothing_more_in_sqs():
+    assert check_api.on_failure_problems(destination_template([send()])) == []
+    other = QUEUE.replace("dead-letters", "other")
+    rejected = (
+        [],  # cannot send to its destination
+        [send(resource=other)],  # sends to another queue only
+        [send(), send(resource=other, sid="Other")],  # and to another queue
+        [send(), send(action="sqs:ReceiveMessage", sid="Read")],  # reads it too
+        [send(action=["sqs:SendMessage", "sqs:DeleteMessage"])],
+        [send(resource="*")],
+    )
+    for statements in rejected:
+        assert check_api.on_failure_problems(destination_template(statements)), statements
+    assert check_api.on_failure_problems(destination_template([send()], destination="dead-letters"))
+    topic = "arn:aws:sns:us-east-1:123456789012:flightwatch-ci-dead-letters"
+    assert check_api.on_failure_problems(
+        destination_template([send("sns:Publish", topic)], destination=topic)) == []
+    assert check_api.on_failure_problems(destination_template([send()], destination=topic))
+
+
 # --- gateway_responses.py: its renderer rejects templates that are not always JSON -------------
 
 def gateway_responses_of(spec):

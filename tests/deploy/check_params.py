@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Checks that the packaged template follows the stage's params.json (tests/deploy/package.sh
+runs it on each template it packages):
+
+    tests/deploy/check_params.py TEMPLATE PARAMS_JSON
+
+- reserved concurrency: with "ReservedConcurrency": false (or absent) no function has
+  ReservedConcurrentExecutions (Lambda keeps 100 of the account's concurrency unreserved, so any
+  reservation fails on an account whose quota is below 100 + the reservations); with true, the
+  four functions have the reservations serverless.yml documents;
+- the sms function's failed invocations go to the dead-letter queue (DeadLetterQueueArn), and the
+  recipients it gives up on to the dead-letter topic (DeadLetterTopicArn), which feeds the queue.
+
+Prints one line a check and `check-params: N passed, N failed`; exits 1 on a failure.
+"""
+
+import json
+import sys
+
+# serverless.yml's custom.concurrency.true, without --param overrides.
+RESERVED = {
+    "FlightsLambdaFunction": 10,
+    "AlertsLambdaFunction": 10,
+    "SmsLambdaFunction": 5,
+    "MigrateLambdaFunction": 1,
+}
+
+
+def main(template_path: str, params_path: str) -> int:
+    resources = json.load(open(template_path, encoding="utf-8"))["Resources"]
+    params = json.load(open(params_path, encoding="utf-8"))
+    passed = failed = 0
+
+    def check(ok: bool, what: str, why: str = "") -> None:
+        nonlocal passed, failed
+        passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+        print(f"{'ok  ' if ok else 'FAIL'}  {what}{'' if ok else ': ' + why}")
+
+    functions = {k: r for k, r in resources.items() if r.get("Type") == "AWS::Lambda::Function"}
+    reserved = {k: r["Properties"]["ReservedConcurrentExecutions"]
+                for k, r in functions.items() if "ReservedConcurrentExecutions" in r["Properties"]}
+    reserve = params.get("ReservedConcurrency", False)
+    check(reserve in (True, False), "ReservedConcurrency is a JSON boolean", repr(reserve))
+    if reserve is True:
+        check(reserved == RESERVED, f"ReservedConcurrency true: the functions reserve {RESERVED}", repr(reserved))
+    else:
+        check(set(functions) >= set(RESERVED) and reserved == {},
+              "ReservedConcurrency false: no function has ReservedConcurrentExecutions",
+              f"functions {sorted(functions)}, reserved {reserved}")
+
+    destinations = [
+        ((r["Properties"].get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        for r in resources.values()
+        if r.get("Type") == "AWS::Lambda::EventInvokeConfig"
+        and r["Properties"].get("FunctionName") == {"Ref": "SmsLambdaFunction"}
+    ]
+    check(destinations == [params["DeadLetterQueueArn"]],
+          "the sms function's on-failure destination is the dead-letter queue (DeadLetterQueueArn)",
+          f"{destinations} != [{params['DeadLetterQueueArn']}]")
+    env = ((functions.get("SmsLambdaFunction", {}).get("Properties", {}).get("Environment") or {})
+           .get("Variables") or {})
+    check(env.get("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN") == params["DeadLetterTopicArn"],
+          "the sms function republishes its final dead letters to the dead-letter topic",
+          repr(env.get("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")))
+
+    print(f"check-params: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -49,19 +49,25 @@ def queue_depth(url):
     return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
 
+PROBE = "rehearsal-redrive-probe"  # a queue on the alerts topic, standing in for the sms function
+
 if phase == "dead-letter":
     out = outputs_of(infra)
+    probe = sqs.create_queue(QueueName=PROBE)["QueueUrl"]
+    probe_arn = sqs.get_queue_attributes(QueueUrl=probe, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=out["AlertsTopicArn"], Protocol="sqs", Endpoint=probe_arn,
+                  Attributes={"RawMessageDelivery": "true"})
     sns.publish(TopicArn=out["DeadLetterTopicArn"], Message=json.dumps(DEAD))
     check("a message on the dead-letter topic lands in the dead-letter queue", queue_depth(out["DeadLetterQueueUrl"]) == 1)
 elif phase == "redriven":
     out = outputs_of(infra)
-    sent = [json.loads(n[1]) for t in json.load(__import__("urllib.request").request.urlopen(
-        os.environ["AWS_ENDPOINT_URL"] + "/moto-api/data.json"))["sns"]["Topic"]
-        if t["arn"] == out["AlertsTopicArn"] for n in t["sent_notifications"]]
-    redriven = [m for m in sent if m.get("alertId") == DEAD["alertId"]]
+    probe = sqs.get_queue_url(QueueName=PROBE)["QueueUrl"]
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=probe, MaxNumberOfMessages=10).get("Messages", [])]
+    redriven = [m for m in bodies if m.get("alertId") == DEAD["alertId"]]
     check("the redrive put the dead letter on the alerts topic as a first attempt",
-          len(redriven) == 1 and redriven[0]["attempt"] == 1 and redriven[0]["recipients"] == DEAD["recipients"], sent)
+          len(redriven) == 1 and redriven[0]["attempt"] == 1 and redriven[0]["recipients"] == DEAD["recipients"], bodies)
     check("the redrive emptied the queue", queue_depth(out["DeadLetterQueueUrl"]) == 0)
+    sqs.delete_queue(QueueUrl=probe)
 elif phase == "deployed":
     st = stacks()
     check("the infra stack is deployed", st.get(infra) in ("CREATE_COMPLETE", "UPDATE_COMPLETE"), st)

@@ -109,13 +109,13 @@ pub fn describe(letter: &DeadLetter) -> Vec<String> {
         .map(|a| {
             let phones: Vec<String> = a.recipients.iter().map(|p| p.masked()).collect();
             format!(
-                "{}  {}  alert {} {} {} {:?} part {}/{} attempt {}: {}",
+                "{}  {}  alert {} {} {} {} part {}/{} attempt {}: {}",
                 letter.message_id,
                 letter.origin,
                 a.alert_id,
                 a.flight.flight_number,
                 a.flight.departure_date,
-                a.event,
+                a.event.as_str(),
                 a.part,
                 a.parts,
                 a.attempt,

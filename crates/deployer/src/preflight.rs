@@ -87,7 +87,7 @@ pub fn check(facts: &Facts, wanted: &Wanted) -> Report {
             "API Gateway has no CloudWatch Logs role in this account and region, so the stage's \
              logging would fail after RDS is created. Run `flightwatch-deploy preflight <stage> \
              --create-cloudwatch-role` (or FLIGHTWATCH_CREATE_CLOUDWATCH_ROLE=true scripts/deploy.sh), \
-             which creates the role flightwatch-apigateway-cloudwatch with the managed policy \
+             which creates the role flightwatch-apigateway-cloudwatch with the permissions of \
              AmazonAPIGatewayPushToCloudWatchLogs and sets it on the account"
                 .into(),
         ),
@@ -392,12 +392,16 @@ pub async fn create_cloudwatch_role(
                 .ok_or_else(|| anyhow::anyhow!("IAM created {NAME} without an ARN"))?
         }
     };
-    iam.attach_role_policy()
+    // What AWS's managed AmazonAPIGatewayPushToCloudWatchLogs grants, inline: the role says
+    // what it may do without a lookup.
+    const LOGS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:DescribeLogGroups","logs:DescribeLogStreams","logs:PutLogEvents","logs:GetLogEvents","logs:FilterLogEvents"],"Resource":"*"}]}"#;
+    iam.put_role_policy()
         .role_name(NAME)
-        .policy_arn("arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+        .policy_name("push-to-cloudwatch-logs")
+        .policy_document(LOGS)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("attaching the logs policy to {NAME}: {}", why(e)))?;
+        .map_err(|e| anyhow::anyhow!("granting {NAME} its logs permissions: {}", why(e)))?;
     // A new role takes a few seconds to be usable by API Gateway (IAM is eventually consistent).
     let mut last = String::new();
     for attempt in 0..12 {
@@ -423,15 +427,17 @@ pub async fn create_cloudwatch_role(
     anyhow::bail!("setting {arn} as API Gateway's CloudWatch role: {last}")
 }
 
-/// How much concurrency a stage reserves, read from `serverless.yml`'s `custom.concurrency`
-/// (each value a number or `${param:name, N}`): the same numbers Serverless will deploy.
+/// How much concurrency a stage reserves when reservation is on, read from `serverless.yml`'s
+/// `custom.concurrency.'true'` (each value a number or `${param:name, N}`): the same numbers
+/// Serverless will deploy.
 pub fn reserved_in_serverless_yml(text: &str) -> anyhow::Result<i32> {
     let doc: serde_norway::Value = serde_norway::from_str(text)?;
     let concurrency = doc
         .get("custom")
         .and_then(|c| c.get("concurrency"))
+        .and_then(|c| c.get("true"))
         .and_then(serde_norway::Value::as_mapping)
-        .ok_or_else(|| anyhow::anyhow!("serverless.yml has no custom.concurrency"))?;
+        .ok_or_else(|| anyhow::anyhow!("serverless.yml has no custom.concurrency.'true'"))?;
     let mut total = 0;
     for (name, value) in concurrency {
         let n = match value {
@@ -560,7 +566,7 @@ mod tests {
         let text = std::fs::read_to_string(root.join("serverless.yml")).unwrap_or_default();
         let total = reserved_in_serverless_yml(&text).unwrap_or_default();
         assert!(total > 0, "serverless.yml reserves {total}");
-        let yml = "custom:\n  concurrency:\n    a: ${param:a, 10}\n    b: 5\n";
+        let yml = "custom:\n  concurrency:\n    'true':\n      a: ${param:a, 10}\n      b: 5\n";
         assert_eq!(reserved_in_serverless_yml(yml).unwrap_or_default(), 15);
     }
 

@@ -61,16 +61,22 @@ pub async fn deploy(cf: &Client, spec: StackSpec<'_>) -> anyhow::Result<()> {
         Capability::CapabilityAutoExpand,
     ];
     let existing = status(cf, spec.name).await?;
-    if existing == Some(StackStatus::RollbackComplete) {
+    let failed_creation = matches!(
+        existing,
+        Some(StackStatus::RollbackComplete | StackStatus::RollbackFailed)
+    );
+    if failed_creation {
         // A stack whose creation failed can only be deleted; start over.
         println!(
             "stack {} failed to create earlier: deleting it first",
             spec.name
         );
-        delete(cf, spec.name).await?;
+        for kept in delete_from_any_state(cf, spec.name).await? {
+            println!("left behind: {kept}");
+        }
     }
     let seen = event_ids(cf, spec.name).await.unwrap_or_default();
-    match existing.filter(|s| *s != StackStatus::RollbackComplete) {
+    match existing.filter(|_| !failed_creation) {
         None => {
             println!("creating stack {}", spec.name);
             cf.create_stack()

@@ -19,6 +19,7 @@ use flightwatch_domain::{
     FlightKey, FlightNumber, FlightRegistration, Notification, Passenger, PassengerName,
     PhoneNumber, Publication, Reason, SmsText,
 };
+use flightwatch_store::{Arg, Dialect};
 
 /// What a contract needs to look at that the ports do not show.
 #[async_trait]
@@ -32,6 +33,72 @@ pub trait Probe: Send + Sync {
     async fn outbox_attempts(&self) -> (u32, Option<String>);
     /// Makes an alert's stored route undecodable, as a bug or a hand edit might.
     async fn corrupt_alert(&self, id: AlertId);
+}
+
+/// The probe for any database of `flightwatch-store`, through its dialect: the tables as they
+/// are, read by the admin (or the file's owner), not through the stores.
+pub struct SqlProbe<DB: Dialect>(pub sqlx::Pool<DB>);
+
+impl<DB: Dialect> SqlProbe<DB> {
+    async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Vec<DB::Row> {
+        let mut conn = self.0.acquire().await.expect("a connection");
+        DB::fetch_all(&mut conn, sql, args).await.expect(sql)
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> Probe for SqlProbe<DB> {
+    async fn modification_marks(&self) -> String {
+        let mut marks = Vec::new();
+        for table in ["flights", "passengers"] {
+            for r in self
+                .rows(&format!("SELECT id, updated_at FROM {table}"), vec![])
+                .await
+            {
+                let id = DB::int(&r, "id").expect("id");
+                let at = DB::opt_stamp(&r, "updated_at").expect("updated_at");
+                marks.push(format!("{table}{id}@{at:?}"));
+            }
+        }
+        marks.sort();
+        marks.join(",")
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        // Table names come from the contract itself, never from input.
+        let rows = self
+            .rows(&format!("SELECT COUNT(*) AS n FROM {table}"), vec![])
+            .await;
+        DB::int(&rows[0], "n").expect("count")
+    }
+
+    async fn make_outbox_due(&self) {
+        self.rows(
+            "UPDATE alert_outbox SET lease_until = NULL WHERE published_at IS NULL",
+            vec![],
+        )
+        .await;
+    }
+
+    async fn outbox_attempts(&self) -> (u32, Option<String>) {
+        let rows = self
+            .rows("SELECT attempts, last_error FROM alert_outbox", vec![])
+            .await;
+        let attempts = DB::int(&rows[0], "attempts").expect("attempts");
+        (
+            attempts as u32,
+            DB::opt_text(&rows[0], "last_error").expect("last_error"),
+        )
+    }
+
+    async fn corrupt_alert(&self, id: AlertId) {
+        let id = id.to_string();
+        self.rows(
+            "UPDATE alerts SET origin = 'x1' WHERE alert_id = ?",
+            vec![Arg::Text(&id)],
+        )
+        .await;
+    }
 }
 
 /// One adapter, on a fresh, migrated, empty database.

@@ -3,57 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use flightwatch_domain::AlertId;
 use flightwatch_sqlite::{SqliteAlertStore, SqliteFlightStore};
-use flightwatch_store_contract::{Backend, Probe};
-use sqlx::SqlitePool;
-
-struct SqliteProbe(SqlitePool);
-
-#[async_trait]
-impl Probe for SqliteProbe {
-    async fn modification_marks(&self) -> String {
-        let marks: Vec<String> = sqlx::query_scalar(
-            "SELECT 'f' || id || '@' || updated_at FROM flights \
-             UNION ALL SELECT 'p' || id || '@' || updated_at FROM passengers ORDER BY 1",
-        )
-        .fetch_all(&self.0)
-        .await
-        .expect("marks");
-        marks.join(",")
-    }
-
-    async fn count(&self, table: &str) -> i64 {
-        // Table names come from the contract itself, never from input.
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&self.0)
-            .await
-            .expect("count")
-    }
-
-    async fn make_outbox_due(&self) {
-        sqlx::query("UPDATE alert_outbox SET lease_until = NULL WHERE published_at IS NULL")
-            .execute(&self.0)
-            .await
-            .expect("outbox due");
-    }
-
-    async fn outbox_attempts(&self) -> (u32, Option<String>) {
-        sqlx::query_as("SELECT attempts, last_error FROM alert_outbox")
-            .fetch_one(&self.0)
-            .await
-            .expect("one outbox row")
-    }
-
-    async fn corrupt_alert(&self, id: AlertId) {
-        sqlx::query("UPDATE alerts SET origin = 'x1' WHERE alert_id = ?")
-            .bind(id.to_string())
-            .execute(&self.0)
-            .await
-            .expect("corrupt");
-    }
-}
+use flightwatch_store_contract::{Backend, SqlProbe};
 
 /// A fresh database file in its own temporary directory, removed when the test ends.
 async fn backend(dir: &Path) -> Backend {
@@ -65,7 +16,7 @@ async fn backend(dir: &Path) -> Backend {
     Backend {
         flights: Arc::new(SqliteFlightStore::new(pool.clone())),
         alerts: Arc::new(SqliteAlertStore::new(pool.clone())),
-        probe: Arc::new(SqliteProbe(pool)),
+        probe: Arc::new(SqlProbe(pool)),
     }
 }
 

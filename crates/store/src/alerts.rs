@@ -1,0 +1,555 @@
+//! The alert store: alerts, recipients, outbox and idempotency keys, owned by the alerts
+//! function; flights data only through the `flight_schedules` and `passenger_phones` views.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use flightwatch_domain::ports::{
+    AlertStore, Claimed, Idempotency, PendingAlert, Recorded, StoreError,
+};
+use flightwatch_domain::{
+    AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
+    PhoneNumber, Publication, Reason,
+};
+use sqlx::Pool;
+
+use crate::{after, invalid, local, split, stamp, store_error, Arg, Dialect};
+
+pub struct SqlAlertStore<DB: Dialect> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Dialect> Clone for SqlAlertStore<DB> {
+    fn clone(&self) -> Self {
+        Self::new(self.pool.clone())
+    }
+}
+
+impl<DB: Dialect> SqlAlertStore<DB> {
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+const ALERT_COLUMNS: &str =
+    "a.seq, a.alert_id, a.flight_number, a.departure_date, a.event, a.reason, \
+     a.estimated_departure_utc, a.estimated_offset_min, a.recipients, a.created_at, \
+     o.published_at, o.set_aside_at";
+
+const ALERT_FROM: &str = "FROM alerts a JOIN alert_outbox o ON o.alert_seq = a.seq";
+
+fn alert_from_row<DB: Dialect>(r: &DB::Row) -> Result<Alert, sqlx::Error> {
+    Ok(Alert {
+        seq: DB::int(r, "seq")?,
+        id: DB::text(r, "alert_id")?
+            .parse()
+            .map_err(|_| invalid("alert_id"))?,
+        flight_number: FlightNumber::parse(&DB::text(r, "flight_number")?)
+            .map_err(|_| invalid("flight_number"))?,
+        departure_date: DB::date(r, "departure_date")?,
+        event: DB::text(r, "event")?
+            .parse()
+            .map_err(|_| invalid("event"))?,
+        reason: DB::opt_text(r, "reason")?
+            .as_deref()
+            .map(Reason::parse)
+            .transpose()
+            .map_err(|_| invalid("reason"))?,
+        estimated_departure: local::<DB>(r, "estimated_departure_utc", "estimated_offset_min")?,
+        recipients: u32::try_from(DB::int(r, "recipients")?).map_err(|_| invalid("recipients"))?,
+        publication: match (
+            DB::opt_stamp(r, "published_at")?,
+            DB::opt_stamp(r, "set_aside_at")?,
+        ) {
+            (Some(_), _) => Publication::Published,
+            (None, Some(_)) => Publication::Failed,
+            (None, None) => Publication::Pending,
+        },
+        created_at: stamp::<DB>(r, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
+    async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
+        schedule::<DB>(&mut conn, flight)
+            .await
+            .map_err(store_error::<DB>)
+    }
+
+    #[tracing::instrument(skip_all, fields(flight_number = %notification.flight.number, alert_id = %id))]
+    async fn record(
+        &self,
+        id: AlertId,
+        notification: &Notification,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Recorded, StoreError> {
+        // A concurrent identical event can win the insert between our check and our insert: the
+        // second pass then finds it and answers with it.
+        let mut attempt = 1;
+        loop {
+            match self.record_once(id, notification, idempotency).await {
+                Err(e) if attempt < crate::ATTEMPTS && DB::is_contention(&e) => attempt += 1,
+                other => return other.map_err(store_error::<DB>),
+            }
+        }
+    }
+
+    async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError> {
+        self.replay_key(idempotency)
+            .await
+            .map_err(store_error::<DB>)
+    }
+
+    async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        let mut sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE TRUE");
+        let mut args = Vec::new();
+        if let Some(n) = &q.flight_number {
+            sql.push_str(" AND a.flight_number = ?");
+            args.push(Arg::Text(n.as_str()));
+        }
+        if let Some(d) = q.departure_date {
+            sql.push_str(" AND a.departure_date = ?");
+            args.push(Arg::Date(d));
+        }
+        if let Some(e) = q.event {
+            sql.push_str(" AND a.event = ?");
+            args.push(Arg::Text(e.as_str()));
+        }
+        if let Some(since) = q.since {
+            sql.push_str(" AND a.created_at >= ?");
+            args.push(Arg::Stamp(since));
+        }
+        if let Some(before) = q.before_seq {
+            sql.push_str(" AND a.seq < ?");
+            args.push(Arg::Int(before.max(0)));
+        }
+        sql.push_str(" ORDER BY a.seq DESC LIMIT ?");
+        args.push(Arg::Int(i64::from(q.limit)));
+        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
+        let rows = DB::fetch_all(&mut conn, &sql, args)
+            .await
+            .map_err(store_error::<DB>)?;
+        rows.iter()
+            .map(alert_from_row::<DB>)
+            .collect::<Result<_, _>>()
+            .map_err(store_error::<DB>)
+    }
+
+    async fn claim(
+        &self,
+        id: AlertId,
+        lease: Duration,
+    ) -> Result<Option<PendingAlert>, StoreError> {
+        let result = async {
+            let mut conn = self.pool.acquire().await?;
+            let id = id.to_string();
+            let rows = DB::fetch_all(
+                &mut conn,
+                "SELECT seq FROM alerts WHERE alert_id = ?",
+                vec![Arg::Text(&id)],
+            )
+            .await?;
+            let Some(row) = rows.first() else {
+                return Ok(None);
+            };
+            let seq = DB::int(row, "seq")?;
+            claim_seq::<DB>(&mut conn, seq, lease).await
+        };
+        result.await.map_err(store_error::<DB>)
+    }
+
+    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
+        let due = DB::fetch_all(
+            &mut conn,
+            "SELECT alert_seq FROM alert_outbox WHERE published_at IS NULL \
+             AND set_aside_at IS NULL AND (lease_until IS NULL OR lease_until < ?) \
+             ORDER BY alert_seq LIMIT ?",
+            vec![Arg::Stamp(Utc::now()), Arg::Int(i64::from(limit))],
+        )
+        .await
+        .map_err(store_error::<DB>)?
+        .iter()
+        .map(|r| DB::int(r, "alert_seq"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error::<DB>)?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for seq in due {
+            // Another relay may take it between the select and the claim: the claim decides.
+            match claim_seq::<DB>(&mut conn, seq, lease).await {
+                Ok(Some(p)) => claimed.push(Claimed::Ready(p)),
+                Ok(None) => {}
+                Err(e) => match store_error::<DB>(e) {
+                    e if e.is_transient() => return Err(e),
+                    error => claimed.push(Claimed::Unreadable { seq, error }),
+                },
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE alert_outbox SET parts_published = {}(parts_published, ?) \
+             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
+            DB::GREATEST
+        );
+        let id = id.to_string();
+        self.exec(&sql, vec![Arg::Int(i64::from(parts)), Arg::Text(&id)])
+            .await
+    }
+
+    async fn mark_published(&self, id: AlertId) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.exec(
+            "UPDATE alert_outbox SET published_at = ?, lease_until = NULL, last_error = NULL \
+             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
+            vec![Arg::Stamp(Utc::now()), Arg::Text(&id)],
+        )
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: AlertId,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        let error: String = error.chars().take(500).collect();
+        let id = id.to_string();
+        self.exec(
+            "UPDATE alert_outbox SET last_error = ?, lease_until = ? \
+             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
+            vec![
+                Arg::Text(&error),
+                Arg::Stamp(after(retry_after)),
+                Arg::Text(&id),
+            ],
+        )
+        .await
+    }
+
+    async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+        let error: String = error.chars().take(500).collect();
+        self.exec(
+            "UPDATE alert_outbox SET set_aside_at = ?, last_error = ?, lease_until = NULL \
+             WHERE alert_seq = ? AND published_at IS NULL",
+            vec![Arg::Stamp(Utc::now()), Arg::Text(&error), Arg::Int(seq)],
+        )
+        .await
+    }
+
+    async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError> {
+        let before = Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
+        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
+        let done = DB::exec(
+            &mut conn,
+            "DELETE FROM idempotency_keys WHERE created_at < ?",
+            vec![Arg::Stamp(before)],
+        )
+        .await
+        .map_err(store_error::<DB>)?;
+        Ok(done.rows)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.exec("SELECT 1", vec![]).await
+    }
+}
+
+impl<DB: Dialect> SqlAlertStore<DB> {
+    async fn exec(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
+        DB::exec(&mut conn, sql, args)
+            .await
+            .map_err(store_error::<DB>)?;
+        Ok(())
+    }
+
+    async fn record_once(
+        &self,
+        id: AlertId,
+        n: &Notification,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Recorded, sqlx::Error> {
+        let now = Utc::now();
+        let mut tx = DB::begin_write(&self.pool).await?;
+        if let Some(idem) = idempotency {
+            // A concurrent request with the same key waits here on the primary key until the
+            // first one commits, then sees its answer.
+            let claimed = DB::exec(
+                &mut tx,
+                "INSERT INTO idempotency_keys (idem_key, fingerprint, created_at) VALUES (?, ?, ?)",
+                vec![
+                    Arg::Text(&idem.key),
+                    Arg::Text(&idem.fingerprint),
+                    Arg::Stamp(now),
+                ],
+            )
+            .await;
+            match claimed {
+                Ok(_) => {}
+                Err(e) if crate::is_unique_violation(&e) => {
+                    tx.rollback().await?;
+                    // The duplicate key is committed (we waited on it), so it is there to replay.
+                    return self
+                        .replay_key(idem)
+                        .await?
+                        .ok_or_else(|| invalid("idempotency key vanished"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A duplicate is an event identical to the flight's latest alert: the same report again.
+        // The same event after a different one (10:30, then 11:00, then back to 10:30) is news.
+        let dedup = n.event.dedup_key();
+        let latest = DB::fetch_all(
+            &mut tx,
+            "SELECT seq, event_key FROM alerts WHERE flight_number = ? AND departure_date = ? \
+             ORDER BY seq DESC LIMIT 1",
+            vec![
+                Arg::Text(n.flight.number.as_str()),
+                Arg::Date(n.flight.date),
+            ],
+        )
+        .await?
+        .first()
+        .map(|r| Ok::<_, sqlx::Error>((DB::int(r, "seq")?, DB::text(r, "event_key")?)))
+        .transpose()?;
+        if let Some((seq, key)) = &latest {
+            if key.split('#').next() == Some(dedup.as_str()) {
+                remember::<DB>(&mut tx, idempotency, *seq, false).await?;
+                let alert = load_alert::<DB>(&mut tx, *seq).await?;
+                tx.commit().await?;
+                return Ok(Recorded::Duplicate(alert));
+            }
+        }
+        // Unique per flight with the alert it follows: of two identical reports racing past the
+        // check above, the second fails on the unique key and, retried, finds the first.
+        let event_key = format!("{dedup}#{}", latest.map_or(0, |(seq, _)| seq));
+        // The facts the SMS will state, as they are now, in this transaction.
+        let flight = schedule::<DB>(&mut tx, &n.flight)
+            .await?
+            .ok_or_else(|| invalid("the flight of a recorded alert is not registered"))?;
+        let (sched, sched_off) = split(flight.scheduled_departure);
+        let (est, est_off) = match n.event.estimated_departure() {
+            Some(t) => {
+                let (utc, off) = split(t);
+                (Some(utc), Some(off))
+            }
+            None => (None, None),
+        };
+        let alert_id = id.to_string();
+        let seq = DB::exec(
+            &mut tx,
+            "INSERT INTO alerts (alert_id, flight_number, departure_date, event, event_key, reason, \
+             estimated_departure_utc, estimated_offset_min, recipients, created_at, origin, \
+             destination, scheduled_departure_utc, scheduled_offset_min) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+            vec![
+                Arg::Text(&alert_id),
+                Arg::Text(n.flight.number.as_str()),
+                Arg::Date(n.flight.date),
+                Arg::Text(n.event.kind().as_str()),
+                Arg::Text(&event_key),
+                Arg::OptText(n.reason.as_ref().map(Reason::as_str)),
+                Arg::OptAt(est),
+                Arg::OptInt(est_off),
+                Arg::Stamp(now),
+                Arg::Text(flight.origin.as_str()),
+                Arg::Text(flight.destination.as_str()),
+                Arg::At(sched),
+                Arg::Int(sched_off),
+            ],
+        )
+        .await?
+        .last_id;
+        let recipients = DB::exec(
+            &mut tx,
+            "INSERT INTO alert_recipients (alert_seq, phone) \
+             SELECT ?, phone FROM passenger_phones WHERE flight_number = ? AND departure_date = ?",
+            vec![
+                Arg::Int(seq),
+                Arg::Text(n.flight.number.as_str()),
+                Arg::Date(n.flight.date),
+            ],
+        )
+        .await?
+        .rows;
+        DB::exec(
+            &mut tx,
+            "UPDATE alerts SET recipients = ? WHERE seq = ?",
+            vec![Arg::Int(recipients as i64), Arg::Int(seq)],
+        )
+        .await?;
+        DB::exec(
+            &mut tx,
+            "INSERT INTO alert_outbox (alert_seq) VALUES (?)",
+            vec![Arg::Int(seq)],
+        )
+        .await?;
+        remember::<DB>(&mut tx, idempotency, seq, true).await?;
+        let alert = load_alert::<DB>(&mut tx, seq).await?;
+        tx.commit().await?;
+        Ok(Recorded::Created(alert))
+    }
+
+    /// The first answer for this key, or `KeyReused`; `None` when the key is new.
+    async fn replay_key(&self, idem: &Idempotency) -> Result<Option<Recorded>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = DB::fetch_all(
+            &mut conn,
+            "SELECT fingerprint, alert_seq, created FROM idempotency_keys WHERE idem_key = ?",
+            vec![Arg::Text(&idem.key)],
+        )
+        .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        if DB::text(row, "fingerprint")? != idem.fingerprint {
+            return Ok(Some(Recorded::KeyReused));
+        }
+        // The key row and its alert are committed together, so a visible key has its alert.
+        let seq = DB::opt_int(row, "alert_seq")?
+            .ok_or_else(|| invalid("idempotency key without its alert"))?;
+        let created = DB::bool(row, "created")?;
+        let alert = load_alert::<DB>(&mut conn, seq).await?;
+        Ok(Some(Recorded::Replayed { alert, created }))
+    }
+}
+
+async fn load_alert<DB: Dialect>(
+    conn: &mut DB::Connection,
+    seq: i64,
+) -> Result<Alert, sqlx::Error> {
+    let sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.seq = ?");
+    let rows = DB::fetch_all(conn, &sql, vec![Arg::Int(seq)]).await?;
+    alert_from_row::<DB>(rows.first().ok_or(sqlx::Error::RowNotFound)?)
+}
+
+async fn schedule<DB: Dialect>(
+    conn: &mut DB::Connection,
+    flight: &FlightKey,
+) -> Result<Option<FlightSchedule>, sqlx::Error> {
+    let rows = DB::fetch_all(
+        conn,
+        "SELECT origin, destination, departure_utc, departure_offset_min FROM flight_schedules \
+         WHERE flight_number = ? AND departure_date = ?",
+        vec![Arg::Text(flight.number.as_str()), Arg::Date(flight.date)],
+    )
+    .await?;
+    rows.first()
+        .map(|r| {
+            Ok(FlightSchedule {
+                flight_number: flight.number.clone(),
+                departure_date: flight.date,
+                origin: AirportCode::parse(&DB::text(r, "origin")?)
+                    .map_err(|_| invalid("origin"))?,
+                destination: AirportCode::parse(&DB::text(r, "destination")?)
+                    .map_err(|_| invalid("destination"))?,
+                scheduled_departure: local::<DB>(r, "departure_utc", "departure_offset_min")?
+                    .ok_or_else(|| invalid("departure"))?,
+            })
+        })
+        .transpose()
+}
+
+/// The flight as it was when the alert was recorded: what its SMS says.
+async fn facts<DB: Dialect>(
+    conn: &mut DB::Connection,
+    seq: i64,
+    alert: &Alert,
+) -> Result<FlightSchedule, sqlx::Error> {
+    let rows = DB::fetch_all(
+        conn,
+        "SELECT origin, destination, scheduled_departure_utc, scheduled_offset_min FROM alerts \
+         WHERE seq = ?",
+        vec![Arg::Int(seq)],
+    )
+    .await?;
+    let r = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    let (Some(origin), Some(destination), Some(departure)) = (
+        DB::opt_text(r, "origin")?,
+        DB::opt_text(r, "destination")?,
+        local::<DB>(r, "scheduled_departure_utc", "scheduled_offset_min")?,
+    ) else {
+        return Err(invalid("alert facts (route, scheduled departure)"));
+    };
+    Ok(FlightSchedule {
+        flight_number: alert.flight_number.clone(),
+        departure_date: alert.departure_date,
+        origin: AirportCode::parse(&origin).map_err(|_| invalid("origin"))?,
+        destination: AirportCode::parse(&destination).map_err(|_| invalid("destination"))?,
+        scheduled_departure: departure,
+    })
+}
+
+async fn remember<DB: Dialect>(
+    conn: &mut DB::Connection,
+    idempotency: Option<&Idempotency>,
+    seq: i64,
+    created: bool,
+) -> Result<(), sqlx::Error> {
+    if let Some(idem) = idempotency {
+        DB::exec(
+            conn,
+            "UPDATE idempotency_keys SET alert_seq = ?, created = ? WHERE idem_key = ?",
+            vec![Arg::Int(seq), Arg::Bool(created), Arg::Text(&idem.key)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn claim_seq<DB: Dialect>(
+    conn: &mut DB::Connection,
+    seq: i64,
+    lease: Duration,
+) -> Result<Option<PendingAlert>, sqlx::Error> {
+    // One statement: the lease is taken atomically, whoever else is trying.
+    let taken = DB::exec(
+        conn,
+        "UPDATE alert_outbox SET lease_until = ?, attempts = attempts + 1 WHERE alert_seq = ? \
+         AND published_at IS NULL AND (lease_until IS NULL OR lease_until < ?)",
+        vec![
+            Arg::Stamp(after(lease)),
+            Arg::Int(seq),
+            Arg::Stamp(Utc::now()),
+        ],
+    )
+    .await?
+    .rows;
+    if taken == 0 {
+        return Ok(None);
+    }
+    let alert = load_alert::<DB>(conn, seq).await?;
+    let flight = facts::<DB>(conn, seq, &alert).await?;
+    // Ordered, so that a resumed publication splits the recipients into the same parts.
+    let recipients = DB::fetch_all(
+        conn,
+        "SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone",
+        vec![Arg::Int(seq)],
+    )
+    .await?
+    .iter()
+    .map(|r| PhoneNumber::parse(&DB::text(r, "phone")?).map_err(|_| invalid("phone")))
+    .collect::<Result<_, _>>()?;
+    let rows = DB::fetch_all(
+        conn,
+        "SELECT attempts, parts_published FROM alert_outbox WHERE alert_seq = ?",
+        vec![Arg::Int(seq)],
+    )
+    .await?;
+    let r = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    let count = |col| DB::int(r, col).and_then(|n| u32::try_from(n).map_err(|_| invalid(col)));
+    Ok(Some(PendingAlert {
+        alert,
+        flight,
+        recipients,
+        attempts: count("attempts")?,
+        parts_published: count("parts_published")?,
+    }))
+}

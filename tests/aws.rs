@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use flightwatch_api::alerts::{router, AlertsState};
-use flightwatch_api::publish;
+use flightwatch_app::relay;
 use flightwatch_aws::{
     database_settings, s3_client, ConfigSource, LoadError, SnsAlertBus, SnsSmsSender,
 };
@@ -241,7 +241,7 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         .execute(&pool)
         .await
         .unwrap();
-    let report = publish::relay(
+    let report = relay::relay(
         store.as_ref(),
         bus.as_ref(),
         10,

@@ -11,17 +11,18 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use flightwatch_domain::flight::{parse_date, parse_time};
-use flightwatch_domain::ports::{AlertBus, AlertStore, Idempotency, Recorded};
+use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_domain::{
-    Alert, AlertId, AlertQuery, EventKind, FlightEvent, FlightKey, FlightNumber, Notification,
-    Publication, Reason,
+    Alert, AlertQuery, EventKind, FlightEvent, FlightKey, FlightNumber, Notification, Publication,
+    Reason,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use flightwatch_app::idempotency;
+use flightwatch_app::notify::{self, NotifyError};
 
 use crate::body::{Fields, JsonBody};
 use crate::problem::ApiError;
-use crate::publish;
 use crate::wire;
 
 /// What the alerts handlers borrow: the store and the bus, built once per cold start.
@@ -127,36 +128,19 @@ impl From<&Alert> for AlertReceipt {
     }
 }
 
-/// The request's identity for idempotency: what it asks for, not how it is spelled (the same
-/// new time in another offset is the same request).
-fn fingerprint(n: &Notification) -> String {
-    let canonical = format!(
-        "v1|{}|{}|{}",
-        n.flight.id(),
-        n.event.dedup_key(),
-        n.reason.as_ref().map(Reason::as_str).unwrap_or_default()
-    );
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let bad = || {
-        let mut f = Fields::default();
-        f.fail(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        );
-        f.into_error()
-    };
-    let key = value.to_str().map_err(|_| bad())?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad());
+    let mut f = Fields::default();
+    let key = value
+        .to_str()
+        .map_err(|_| "must be 1 to 255 visible ASCII characters")
+        .and_then(idempotency::parse_key);
+    match f.check("Idempotency-Key", key) {
+        Some(key) => Ok(Some(key)),
+        None => Err(f.into_error()),
     }
-    Ok(Some(key.to_owned()))
 }
 
 #[tracing::instrument(skip_all, fields(flight_number, event, alert_id, recipients))]
@@ -170,64 +154,32 @@ async fn notify(
     let span = tracing::Span::current();
     span.record("flight_number", notification.flight.number.as_str());
     span.record("event", notification.event.kind().as_str());
-    let idempotency = key.map(|key| Idempotency {
-        key,
-        fingerprint: fingerprint(&notification),
-    });
-    // A retry is answered as the first request was, whatever has changed since (the flight's
-    // schedule, say); a reused key is refused before anything else is looked at.
-    let earlier = match &idempotency {
-        Some(idem) => state.store.replay(idem).await?,
-        None => None,
-    };
-    let recorded = match earlier {
-        Some(recorded) => recorded,
-        None => {
-            let schedule = state
-                .store
-                .schedule(&notification.flight)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!(
-                        "no flight {} departing {} is registered; register it with POST /flights first",
-                        notification.flight.number, notification.flight.date
-                    ))
-                })?;
-            notification.check(&schedule).map_err(|e| {
-                let mut f = Fields::default();
-                f.fail("/estimatedDeparture", e);
-                f.into_error()
-            })?;
-            state
-                .store
-                .record(AlertId::new(), &notification, idempotency.as_ref())
-                .await?
+    let idempotency = key.map(|key| idempotency::for_notification(key, &notification));
+    let notified = notify::notify(
+        state.store.as_ref(),
+        state.bus.as_ref(),
+        &notification,
+        idempotency.as_ref(),
+    )
+    .await
+    .map_err(|e| match e {
+        NotifyError::UnknownFlight(_) => ApiError::NotFound(e.to_string()),
+        NotifyError::Contradicts(e) => {
+            let mut f = Fields::default();
+            f.fail("/estimatedDeparture", e);
+            f.into_error()
         }
+        NotifyError::KeyReused => ApiError::KeyReused,
+        NotifyError::Store(e) => e.into(),
+    })?;
+    span.record("alert_id", tracing::field::display(notified.alert.id));
+    span.record("recipients", notified.alert.recipients);
+    let status = if notified.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
     };
-    let (status, mut alert) = match recorded {
-        Recorded::Created(alert) => (StatusCode::ACCEPTED, alert),
-        Recorded::Duplicate(alert) => (StatusCode::OK, alert),
-        Recorded::Replayed {
-            alert,
-            created: true,
-        } => (StatusCode::ACCEPTED, alert),
-        Recorded::Replayed {
-            alert,
-            created: false,
-        } => (StatusCode::OK, alert),
-        Recorded::KeyReused => return Err(ApiError::KeyReused),
-    };
-    span.record("alert_id", tracing::field::display(alert.id));
-    span.record("recipients", alert.recipients);
-    if status == StatusCode::ACCEPTED && alert.publication == Publication::Pending {
-        // The alert is committed with its outbox entry: if this fails, the relay publishes it.
-        match publish::publish_now(state.store.as_ref(), state.bus.as_ref(), alert.id).await {
-            Ok(true) => alert.publication = Publication::Published,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "alert left pending for the relay"),
-        }
-    }
-    Ok((status, Json(AlertReceipt::from(&alert))))
+    Ok((status, Json(AlertReceipt::from(&notified.alert))))
 }
 
 #[derive(Deserialize)]
@@ -329,17 +281,10 @@ async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<AlertPage>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let mut query = params.parse()?;
-    let limit = query.limit as usize;
-    // One more than asked tells whether another page exists, without an empty last page.
-    query.limit += 1;
-    let mut alerts = state.store.list(&query).await?;
-    let next_cursor = if alerts.len() > limit {
-        alerts.truncate(limit);
-        alerts.last().map(|a| encode_cursor(a.seq))
-    } else {
-        None
-    };
+    let query = params.parse()?;
+    let page = flightwatch_app::list(state.store.as_ref(), &query).await?;
+    let next_cursor = page.next_before.map(encode_cursor);
+    let alerts = page.alerts;
     let items = alerts
         .into_iter()
         .map(|a| AlertItem {
@@ -366,28 +311,5 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(42)), Ok(42));
         assert!(decode_cursor("42").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("b1:42")).is_err());
-    }
-
-    #[test]
-    fn the_same_request_in_another_offset_has_the_same_fingerprint() {
-        let parse = |t: &str| {
-            NotificationRequest {
-                flight_number: Some("ua123".into()),
-                departure_date: Some("2026-12-01".into()),
-                event: Some("DELAYED".into()),
-                reason: Some(Some("Late".into())),
-                estimated_departure: Some(Some(t.into())),
-            }
-            .parse()
-            .unwrap()
-        };
-        assert_eq!(
-            fingerprint(&parse("2026-12-01T10:30:00-08:00")),
-            fingerprint(&parse("2026-12-01T18:30:00Z"))
-        );
-        assert_ne!(
-            fingerprint(&parse("2026-12-01T10:30:00-08:00")),
-            fingerprint(&parse("2026-12-01T10:45:00-08:00"))
-        );
     }
 }

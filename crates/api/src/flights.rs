@@ -183,7 +183,7 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let registration = request.parse()?;
     tracing::Span::current().record("flight_number", registration.key().number.as_str());
-    let registered = state.store.register(&registration).await?;
+    let registered = flightwatch_app::register(state.store.as_ref(), &registration).await?;
     tracing::Span::current().record("created", registered.created);
     let body = Json(FlightResponse::from(&registered.flight));
     Ok(if registered.created {
@@ -204,12 +204,14 @@ async fn find(
         FlightIdError::NoSuchDate => ApiError::NotFound(format!("no flight {flight_id}: it {e}")),
         FlightIdError::Malformed => ApiError::invalid(format!("flightId {e}")),
     })?;
-    let (flight, passengers) = state.store.find(&key).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no flight {} departing {} is registered",
-            key.number, key.date
-        ))
-    })?;
+    let (flight, passengers) = flightwatch_app::find(state.store.as_ref(), &key)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no flight {} departing {} is registered",
+                key.number, key.date
+            ))
+        })?;
     Ok(Json(FlightDetailsResponse {
         flight: FlightResponse::from(&flight),
         passengers: passengers

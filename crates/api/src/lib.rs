@@ -1,13 +1,12 @@
 //! The HTTP surface of the flights and alerts functions: one axum router each, serving Lambda,
-//! the local stack and the tests alike. Handlers parse requests into domain types, run a use case
-//! over the ports, and map every failure once to an RFC 9457 problem.
+//! the local stack and the tests alike. Handlers parse requests into domain types, call a use
+//! case (`flightwatch-app`), and map every failure once to an RFC 9457 problem.
 
 pub mod alerts;
 pub mod auth;
 mod body;
 pub mod flights;
 pub mod problem;
-pub mod publish;
 mod wire;
 
 pub use problem::ApiError;

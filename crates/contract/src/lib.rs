@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flightwatch_api::publish;
+use flightwatch_app::relay as publish;
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
     AlertBus, AlertStore, BusError, Claimed, FlightStore, Idempotency, Recorded,

@@ -20,7 +20,8 @@ use axum::Json;
 pub use axum::Router;
 use flightwatch_api::alerts::AlertsState;
 use flightwatch_api::flights::FlightsState;
-use flightwatch_api::{auth, publish, ApiError};
+use flightwatch_api::{auth, ApiError};
+use flightwatch_app::relay;
 use flightwatch_aws::ConfigSource;
 use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
 use flightwatch_domain::ports::{AlertBus, AlertStore, FlightStore};
@@ -294,7 +295,7 @@ async fn relay_forever(store: Arc<dyn AlertStore>, bus: Arc<dyn AlertBus>, every
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match publish::relay(store.as_ref(), bus.as_ref(), 50, Duration::from_secs(5)).await {
+        match relay::relay(store.as_ref(), bus.as_ref(), 50, Duration::from_secs(5)).await {
             Ok(r) if r.published + r.failed > 0 => {
                 tracing::info!(
                     published = r.published,

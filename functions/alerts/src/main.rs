@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flightwatch_api::alerts::{router, AlertsState};
-use flightwatch_api::publish;
+use flightwatch_app::relay;
 use flightwatch_aws::{ConfigSource, SnsAlertBus};
 use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_mysql::MySqlAlertStore;
@@ -28,7 +28,7 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
             // Start no new publication after half the time left: one in progress can take a
             // lease's worth of publishes, and must end before the function's timeout.
             let budget = time_left / 2;
-            let report = publish::relay(store.as_ref(), bus.as_ref(), 100, budget).await?;
+            let report = relay::relay(store.as_ref(), bus.as_ref(), 100, budget).await?;
             Ok::<_, flightwatch_domain::ports::StoreError>(serde_json::json!({
                 "published": report.published,
                 "failed": report.failed,

@@ -1,5 +1,5 @@
-//! Getting recorded alerts onto the bus: right after the request that created them, and again
-//! from the outbox relay for any that did not make it. Nothing accepted is lost: an alert stays
+//! The outbox relay, and getting recorded alerts onto the bus: right after the request that
+//! created them, and again from the relay for any that did not make it. Nothing accepted is lost: an alert stays
 //! pending until every one of its messages is on the bus.
 
 use std::time::Duration;
@@ -80,10 +80,6 @@ pub struct RelayReport {
     pub set_aside: u32,
 }
 
-/// How long an Idempotency-Key is remembered: ample for any client's retries. After that the
-/// same request is still not sent twice — it is a duplicate of the flight's latest alert.
-pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-
 /// How long one publish may take before it counts as failed: several of them fit in a lease.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -125,7 +121,10 @@ pub async fn relay(
         }
     }
     // Housekeeping rides on the relay's schedule, after publication and never in its way.
-    if let Err(e) = store.forget_keys_older_than(KEY_RETENTION).await {
+    if let Err(e) = store
+        .forget_keys_older_than(crate::idempotency::KEY_RETENTION)
+        .await
+    {
         tracing::error!(error = %chain(&e), "expiring idempotency keys failed");
     }
     Ok(report)

@@ -1,0 +1,75 @@
+//! Reporting a flight event: the alert is recorded (with its recipients, the facts its SMS will
+//! state and an outbox entry, in one transaction) and put on the bus right away; if that fails,
+//! the relay publishes it later.
+
+use flightwatch_domain::event::EventError;
+use flightwatch_domain::ports::{AlertBus, AlertStore, Idempotency, Recorded, StoreError};
+use flightwatch_domain::{Alert, AlertId, FlightKey, Notification, Publication};
+
+use crate::relay;
+
+/// What a notification came to.
+#[derive(Debug)]
+pub struct Notified {
+    pub alert: Alert,
+    /// `false` when it matched an existing alert: a duplicate event, or a replay of a request
+    /// that itself matched one.
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("no flight {} departing {} is registered; register it with POST /flights first", .0.number, .0.date)]
+    UnknownFlight(FlightKey),
+    /// The event contradicts the flight (a delay that does not move it later).
+    #[error(transparent)]
+    Contradicts(#[from] EventError),
+    /// The idempotency key was used before with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Records the event as an alert unless it repeats the flight's latest one, and publishes it.
+/// A key already seen is answered as the first request was, whatever has changed since (the
+/// flight's schedule, say), and a reused key is refused before anything else is looked at.
+pub async fn notify(
+    store: &dyn AlertStore,
+    bus: &dyn AlertBus,
+    notification: &Notification,
+    idempotency: Option<&Idempotency>,
+) -> Result<Notified, NotifyError> {
+    let earlier = match idempotency {
+        Some(idem) => store.replay(idem).await?,
+        None => None,
+    };
+    let recorded = match earlier {
+        Some(recorded) => recorded,
+        None => {
+            let schedule = store
+                .schedule(&notification.flight)
+                .await?
+                .ok_or_else(|| NotifyError::UnknownFlight(notification.flight.clone()))?;
+            notification.check(&schedule)?;
+            store
+                .record(AlertId::new(), notification, idempotency)
+                .await?
+        }
+    };
+    let (mut alert, created) = match recorded {
+        Recorded::Created(alert) => (alert, true),
+        Recorded::Duplicate(alert) => (alert, false),
+        Recorded::Replayed { alert, created } => (alert, created),
+        Recorded::KeyReused => return Err(NotifyError::KeyReused),
+    };
+    if created && alert.publication == Publication::Pending {
+        // The alert is committed with its outbox entry: if this fails, the relay publishes it.
+        match relay::publish_now(store, bus, alert.id).await {
+            Ok(true) => alert.publication = Publication::Published,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "alert left pending for the relay"),
+        }
+    }
+    Ok(Notified { alert, created })
+}

@@ -157,6 +157,7 @@ async fn notify(
     let idempotency = key.map(|key| idempotency::for_notification(key, &notification));
     let notified = notify::notify(
         state.store.as_ref(),
+        state.store.as_ref(),
         state.bus.as_ref(),
         &notification,
         idempotency.as_ref(),

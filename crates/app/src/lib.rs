@@ -15,7 +15,7 @@ pub mod notify;
 pub mod relay;
 
 use flightwatch_domain::flight::FlightSummary;
-use flightwatch_domain::ports::{AlertStore, FlightStore, Registered, StoreError};
+use flightwatch_domain::ports::{AlertListing, FlightStore, Registered, StoreError};
 use flightwatch_domain::{Alert, AlertQuery, FlightKey, FlightRegistration, Passenger};
 
 /// Registers a flight, or merges it into the registered one.
@@ -43,7 +43,7 @@ pub struct Page {
 
 /// Lists alerts: one more than asked for tells whether another page exists, without an empty
 /// last page.
-pub async fn list(store: &dyn AlertStore, query: &AlertQuery) -> Result<Page, StoreError> {
+pub async fn list(store: &dyn AlertListing, query: &AlertQuery) -> Result<Page, StoreError> {
     let limit = query.limit as usize;
     let mut alerts = store
         .list(&AlertQuery {

@@ -3,7 +3,9 @@
 //! the relay publishes it later.
 
 use flightwatch_domain::event::EventError;
-use flightwatch_domain::ports::{AlertBus, AlertStore, Idempotency, Recorded, StoreError};
+use flightwatch_domain::ports::{
+    AlertBus, Idempotency, Notifications, Outbox, Recorded, StoreError,
+};
 use flightwatch_domain::{Alert, AlertId, FlightKey, Notification, Publication};
 
 use crate::relay;
@@ -35,7 +37,8 @@ pub enum NotifyError {
 /// A key already seen is answered as the first request was, whatever has changed since (the
 /// flight's schedule, say), and a reused key is refused before anything else is looked at.
 pub async fn notify(
-    store: &dyn AlertStore,
+    store: &dyn Notifications,
+    outbox: &dyn Outbox,
     bus: &dyn AlertBus,
     notification: &Notification,
     idempotency: Option<&Idempotency>,
@@ -65,7 +68,7 @@ pub async fn notify(
     };
     if created && alert.publication == Publication::Pending {
         // The alert is committed with its outbox entry: if this fails, the relay publishes it.
-        match relay::publish_now(store, bus, alert.id).await {
+        match relay::publish_now(outbox, bus, alert.id).await {
             Ok(true) => alert.publication = Publication::Published,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "alert left pending for the relay"),

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use flightwatch_domain::ports::{
-    AlertBus, AlertStore, BusError, Claimed, PendingAlert, StoreError,
-};
+use flightwatch_domain::ports::{AlertBus, BusError, Claimed, Outbox, PendingAlert, StoreError};
 use flightwatch_domain::AlertId;
 
 /// How long a publisher holds an alert before another may take it over: far longer than a
@@ -29,7 +27,7 @@ pub fn retry_after(attempts: u32) -> Duration {
 
 /// Publishes one alert now if nobody else is. `Ok(true)` when it is on the bus.
 pub async fn publish_now(
-    store: &dyn AlertStore,
+    store: &dyn Outbox,
     bus: &dyn AlertBus,
     id: AlertId,
 ) -> Result<bool, PublishError> {
@@ -42,7 +40,7 @@ pub async fn publish_now(
 /// Publishes a claimed alert's remaining messages, recording progress after each.
 #[tracing::instrument(skip_all, fields(alert_id = %pending.alert.id, attempt = pending.attempts, recipients = pending.recipients.len()))]
 pub async fn publish(
-    store: &dyn AlertStore,
+    store: &dyn Outbox,
     bus: &dyn AlertBus,
     pending: PendingAlert,
 ) -> Result<(), PublishError> {
@@ -87,7 +85,7 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// is published, so no lease runs out while it waits its turn), at most `batch` of them, and
 /// starts no new one after `budget` — in Lambda, well inside the function's timeout.
 pub async fn relay(
-    store: &dyn AlertStore,
+    store: &dyn Outbox,
     bus: &dyn AlertBus,
     batch: u32,
     budget: Duration,
@@ -130,7 +128,7 @@ pub async fn relay(
     Ok(report)
 }
 
-async fn set_aside(store: &dyn AlertStore, seq: i64, error: &StoreError) -> Result<(), StoreError> {
+async fn set_aside(store: &dyn Outbox, seq: i64, error: &StoreError) -> Result<(), StoreError> {
     let why = chain(error);
     tracing::error!(alert_seq = seq, error = %why, "outbox row set aside: it cannot be published");
     store.set_aside(seq, &why).await

@@ -11,7 +11,8 @@ use flightwatch_app::notify::{notify, NotifyError};
 use flightwatch_app::{idempotency, list, relay};
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
-    AlertBus, AlertStore, BusError, Claimed, Idempotency, PendingAlert, Recorded, StoreError,
+    AlertBus, AlertListing, BusError, Claimed, Idempotency, Notifications, Outbox, PendingAlert,
+    Recorded, StoreError,
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, AlertQuery, FlightEvent, FlightKey, FlightNumber,
@@ -29,7 +30,7 @@ struct FakeAlerts {
 }
 
 #[async_trait]
-impl AlertStore for FakeAlerts {
+impl Notifications for FakeAlerts {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError> {
         Ok(self
             .flights
@@ -74,7 +75,10 @@ impl AlertStore for FakeAlerts {
                 },
             }))
     }
+}
 
+#[async_trait]
+impl AlertListing for FakeAlerts {
     async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
         let alerts = self.alerts.lock().unwrap();
         Ok(alerts
@@ -85,7 +89,10 @@ impl AlertStore for FakeAlerts {
             .take(q.limit as usize)
             .collect())
     }
+}
 
+#[async_trait]
+impl Outbox for FakeAlerts {
     async fn claim(&self, id: AlertId, _: Duration) -> Result<Option<PendingAlert>, StoreError> {
         let alerts = self.alerts.lock().unwrap();
         Ok(alerts
@@ -141,10 +148,6 @@ impl AlertStore for FakeAlerts {
             return Err(StoreError::permanent("DELETE command denied"));
         }
         Ok(0)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 
@@ -204,9 +207,15 @@ fn delayed_to(t: &str) -> Notification {
 #[tokio::test]
 async fn a_new_alert_is_published_at_once() {
     let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
-    let notified = notify(&store, &bus, &delayed_to("2026-12-01T10:30:00-08:00"), None)
-        .await
-        .unwrap();
+    let notified = notify(
+        &store,
+        &store,
+        &bus,
+        &delayed_to("2026-12-01T10:30:00-08:00"),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(notified.created);
     assert_eq!(notified.alert.publication, Publication::Published);
     assert_eq!(bus.published.lock().unwrap().len(), 1);
@@ -221,9 +230,15 @@ async fn an_alert_the_bus_refuses_is_accepted_and_left_pending_for_the_relay() {
             ..FakeBus::default()
         },
     );
-    let notified = notify(&store, &bus, &delayed_to("2026-12-01T10:30:00-08:00"), None)
-        .await
-        .unwrap();
+    let notified = notify(
+        &store,
+        &store,
+        &bus,
+        &delayed_to("2026-12-01T10:30:00-08:00"),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(notified.created);
     assert_eq!(notified.alert.publication, Publication::Pending);
 }
@@ -231,10 +246,24 @@ async fn an_alert_the_bus_refuses_is_accepted_and_left_pending_for_the_relay() {
 #[tokio::test]
 async fn an_unknown_flight_and_a_delay_that_is_no_delay_are_refused_before_recording() {
     let (store, bus) = (FakeAlerts::default(), FakeBus::default());
-    let e = notify(&store, &bus, &delayed_to("2026-12-01T10:30:00-08:00"), None).await;
+    let e = notify(
+        &store,
+        &store,
+        &bus,
+        &delayed_to("2026-12-01T10:30:00-08:00"),
+        None,
+    )
+    .await;
     assert!(matches!(e, Err(NotifyError::UnknownFlight(_))), "{e:?}");
     let store = FakeAlerts::with_flight();
-    let e = notify(&store, &bus, &delayed_to("2026-12-01T08:00:00-08:00"), None).await;
+    let e = notify(
+        &store,
+        &store,
+        &bus,
+        &delayed_to("2026-12-01T08:00:00-08:00"),
+        None,
+    )
+    .await;
     assert!(matches!(e, Err(NotifyError::Contradicts(_))), "{e:?}");
     assert!(store.alerts.lock().unwrap().is_empty());
 }
@@ -244,13 +273,17 @@ async fn a_key_is_replayed_with_its_first_answer_and_refused_for_another_request
     let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
     let first = delayed_to("2026-12-01T10:30:00-08:00");
     let key = idempotency::for_notification("k1".into(), &first);
-    let a = notify(&store, &bus, &first, Some(&key)).await.unwrap();
-    let b = notify(&store, &bus, &first, Some(&key)).await.unwrap();
+    let a = notify(&store, &store, &bus, &first, Some(&key))
+        .await
+        .unwrap();
+    let b = notify(&store, &store, &bus, &first, Some(&key))
+        .await
+        .unwrap();
     assert_eq!(a.alert.id, b.alert.id);
     assert_eq!(bus.published.lock().unwrap().len(), 1, "texted once");
     let other = delayed_to("2026-12-01T11:00:00-08:00");
     let reused = idempotency::for_notification("k1".into(), &other);
-    let e = notify(&store, &bus, &other, Some(&reused)).await;
+    let e = notify(&store, &store, &bus, &other, Some(&reused)).await;
     assert!(matches!(e, Err(NotifyError::KeyReused)), "{e:?}");
 }
 
@@ -259,7 +292,7 @@ async fn alerts_are_listed_a_page_at_a_time() {
     let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
     for t in ["10:30", "11:00", "11:30"] {
         let n = delayed_to(&format!("2026-12-01T{t}:00-08:00"));
-        notify(&store, &bus, &n, None).await.unwrap();
+        notify(&store, &store, &bus, &n, None).await.unwrap();
     }
     let query = AlertQuery {
         limit: 2,
@@ -288,7 +321,7 @@ async fn the_relay_sets_aside_what_it_cannot_read_and_housekeeping_never_stops_i
     };
     for t in ["10:30", "11:00"] {
         let n = delayed_to(&format!("2026-12-01T{t}:00-08:00"));
-        notify(&store, &down, &n, None).await.unwrap();
+        notify(&store, &store, &down, &n, None).await.unwrap();
     }
     store.unreadable.lock().unwrap().push(1);
     let bus = FakeBus::default();

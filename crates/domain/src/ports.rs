@@ -1,6 +1,8 @@
-//! The ports: what the use cases need from the outside world, as traits. Each function gets only
-//! the ports it may use (flights: `FlightStore`; alerts: `AlertStore` + `AlertBus`; sms:
-//! `SmsSender` + `AlertBus` for retries), mirroring each function's IAM and database grants.
+//! The ports: what the use cases need from the outside world, as traits shaped by use. Each
+//! function gets only the ports it may use (flights: `FlightStore`; alerts: `AlertStore`, that is
+//! `Notifications`, `AlertListing` and `Outbox`, and `AlertBus`; sms: `SmsSender` + `AlertBus` for
+//! retries), mirroring each function's IAM and database grants; each use case takes only the
+//! part it needs.
 
 use std::time::Duration;
 
@@ -126,10 +128,11 @@ pub enum Claimed {
     },
 }
 
-/// The alerts function's store: alerts, their recipients, idempotency keys and the outbox; and
-/// read-only access to flight schedules and passenger phones through a narrow view.
+/// What notifying needs of the alerts function's store: the flight's schedule (through the
+/// narrow view onto flights data), and recording an alert with its recipients, facts and outbox
+/// entry in one transaction, or answering a key already seen.
 #[async_trait]
-pub trait AlertStore: Send + Sync {
+pub trait Notifications: Send + Sync {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError>;
 
     /// In one transaction: the alert, a recipient row per passenger of the flight now, and an
@@ -144,10 +147,19 @@ pub trait AlertStore: Send + Sync {
     /// The answer already given for an idempotency key: `Replayed` for the same request,
     /// `KeyReused` for another one, `None` for a key not seen yet.
     async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError>;
+}
 
+/// What listing issued alerts needs.
+#[async_trait]
+pub trait AlertListing: Send + Sync {
     /// Newest first; at most `query.limit` items.
     async fn list(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError>;
+}
 
+/// What publishing needs, right after a request and from the relay: the outbox's leases and
+/// progress, and the housekeeping that rides on the relay's schedule.
+#[async_trait]
+pub trait Outbox: Send + Sync {
     /// Takes the lease on one alert's outbox entry if it is still unpublished and not leased, so
     /// that the request that created it and the relay never publish it at the same time.
     async fn claim(&self, id: AlertId, lease: Duration)
@@ -177,7 +189,12 @@ pub trait AlertStore: Send + Sync {
 
     /// Deletes idempotency keys older than `age`; returns how many. Their alerts stay.
     async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError>;
+}
 
+/// The alerts function's whole store: alerts, their recipients, idempotency keys and the outbox;
+/// and read-only access to flight schedules and passenger phones through a narrow view.
+#[async_trait]
+pub trait AlertStore: Notifications + AlertListing + Outbox {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{AlertStore, FlightStore, Idempotency};
+use flightwatch_domain::ports::{FlightStore, Idempotency, Notifications};
 use flightwatch_domain::{
     AirportCode, AlertId, Email, FlightEvent, FlightNumber, FlightRegistration, Notification,
     Passenger, PassengerName, PhoneNumber,

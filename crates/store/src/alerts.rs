@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use flightwatch_domain::ports::{
-    AlertStore, Claimed, Idempotency, PendingAlert, Recorded, StoreError,
+    AlertListing, AlertStore, Claimed, Idempotency, Notifications, Outbox, PendingAlert, Recorded,
+    StoreError,
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
@@ -71,7 +72,7 @@ fn alert_from_row<DB: Dialect>(r: &DB::Row) -> Result<Alert, sqlx::Error> {
 }
 
 #[async_trait]
-impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
+impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
         schedule::<DB>(&mut conn, flight)
@@ -102,7 +103,10 @@ impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
             .await
             .map_err(store_error::<DB>)
     }
+}
 
+#[async_trait]
+impl<DB: Dialect> AlertListing for SqlAlertStore<DB> {
     async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
         let mut sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE TRUE");
         let mut args = Vec::new();
@@ -137,7 +141,10 @@ impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
             .collect::<Result<_, _>>()
             .map_err(store_error::<DB>)
     }
+}
 
+#[async_trait]
+impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
     async fn claim(
         &self,
         id: AlertId,
@@ -254,7 +261,10 @@ impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
         .map_err(store_error::<DB>)?;
         Ok(done.rows)
     }
+}
 
+#[async_trait]
+impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
     async fn ping(&self) -> Result<(), StoreError> {
         self.exec("SELECT 1", vec![]).await
     }

@@ -21,11 +21,18 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MOTO = os.environ["AWS_ENDPOINT_URL"]
 DB = urllib.parse.urlparse(os.environ["DATABASE_URL"])
+class _Template(yaml.SafeLoader):
+    """serverless.yml's CloudFormation tags (!Sub, !Ref, ...) read as plain values."""
+
+
+_Template.add_multi_constructor("!", lambda loader, suffix, node: None)
+SERVERLESS = yaml.load((ROOT / "serverless.yml").read_text(), Loader=_Template)
 passed = failed = 0
 
 
@@ -122,6 +129,8 @@ def main():
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_REGION": "us-east-1",
             "RUST_LOG": "info",
+            # As the functions run in AWS: the provider-wide environment of serverless.yml.
+            **{k: str(v) for k, v in SERVERLESS["provider"]["environment"].items()},
         }
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         log_path = Path(f"/tmp/flightwatch-lambda-watch-{os.getpid()}.log")

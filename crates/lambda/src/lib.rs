@@ -1,66 +1,45 @@
 //! Lambda glue shared by the functions: API Gateway REST proxy events served by the same axum
-//! routers as the local stack, and the alerts function's second trigger, the schedule that runs
-//! the outbox relay.
+//! routers as the local stack, and the alerts function's second trigger, EventBridge's schedule
+//! that runs the outbox relay.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use axum::Router;
 use lambda_http::lambda_runtime::Diagnostic;
-use lambda_http::request::{LambdaRequest, RequestContext};
-use lambda_http::{service_fn, Adapter, LambdaEvent, RequestExt, Service};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{service_fn, Adapter, LambdaEvent, Service};
 use serde_json::Value;
-use tower::util::MapRequest;
 use tower::ServiceExt;
 
 pub use lambda_http::tracing::init_default_subscriber;
 pub use lambda_http::Error;
 
-/// The router behind API Gateway: the stage (`/dev`) is cut from the path before routing, so the
-/// routes are the same as in `openapi.yaml` and in the local stack, whatever the stage is called.
-pub fn rest_api(
-    router: Router,
-) -> MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
-    MapRequest::new(router, strip_stage as fn(_) -> _)
+/// Serves an HTTP function: API Gateway REST events in, the router's responses out. The stage
+/// (`/dev`) is left out of the routed path by lambda_http itself, with
+/// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` set in the function's environment (`serverless.yml`),
+/// so the routes are the same as in `openapi.yaml` and in the local stack.
+pub async fn run_http(router: Router) -> Result<(), Error> {
+    lambda_http::run(router).await
 }
 
-fn strip_stage(mut req: lambda_http::Request) -> lambda_http::Request {
-    let stage = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
-        _ => None,
-    };
-    if let Some(stage) = stage {
-        let prefix = format!("/{stage}");
-        let path = req.uri().path();
-        if let Some(rest) = path
-            .strip_prefix(&prefix)
-            .filter(|r| r.is_empty() || r.starts_with('/'))
-        {
-            let rest = if rest.is_empty() { "/" } else { rest };
-            let path_and_query = match req.uri().query() {
-                Some(q) => format!("{rest}?{q}"),
-                None => rest.to_owned(),
-            };
-            let mut parts = req.uri().clone().into_parts();
-            if let Ok(pq) = path_and_query.parse() {
-                parts.path_and_query = Some(pq);
-                if let Ok(uri) = http::Uri::from_parts(parts) {
-                    *req.uri_mut() = uri;
-                }
-            }
+/// What invokes the alerts function: EventBridge's schedule, or API Gateway.
+enum Invocation {
+    Schedule(EventBridgeEvent),
+    Request(Box<LambdaRequest>),
+}
+
+impl Invocation {
+    /// An EventBridge event if it reads as one (API Gateway's have no `detail-type`), else an
+    /// API Gateway request. (Not a serde untagged enum: lambda_http's request does not
+    /// deserialize from serde's buffered content.)
+    fn read(payload: Value) -> Result<Self, serde_json::Error> {
+        match serde_json::from_value::<EventBridgeEvent>(payload.clone()) {
+            Ok(event) => Ok(Self::Schedule(event)),
+            Err(_) => serde_json::from_value(payload).map(|r| Self::Request(Box::new(r))),
         }
     }
-    req
-}
-
-/// Serves an HTTP function: API Gateway REST events in, the router's responses out.
-pub async fn run_http(router: Router) -> Result<(), Error> {
-    lambda_http::run(rest_api(router)).await
-}
-
-/// Whether an event is EventBridge's scheduled trigger rather than an API request.
-fn is_scheduled(event: &Value) -> bool {
-    event.get("source").and_then(Value::as_str) == Some("aws.events")
 }
 
 /// Why an invocation failed, as the Lambda runtime reports it: the `errorType` that CloudWatch,
@@ -103,23 +82,25 @@ where
     Fut: Future<Output = Result<Value, E>> + Send,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let app = rest_api(router);
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let app = app.clone();
+        let app = router.clone();
         let on_schedule = on_schedule.clone();
         async move {
             let LambdaEvent { payload, context } = event;
-            if is_scheduled(&payload) {
-                let left = context
-                    .deadline()
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
-                return on_schedule(left)
-                    .await
-                    .map_err(|e| InvocationError::RelayFailed(Box::new(e)));
-            }
-            let request: LambdaRequest =
-                serde_json::from_value(payload).map_err(InvocationError::UnreadableEvent)?;
+            let invocation = Invocation::read(payload).map_err(InvocationError::UnreadableEvent)?;
+            let request = match invocation {
+                Invocation::Request(request) => *request,
+                Invocation::Schedule(event) => {
+                    tracing::debug!(source = %event.source, detail_type = %event.detail_type, "scheduled run");
+                    let left = context
+                        .deadline()
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default();
+                    return on_schedule(left)
+                        .await
+                        .map_err(|e| InvocationError::RelayFailed(Box::new(e)));
+                }
+            };
             let mut adapter = Adapter::from(app);
             // The router answers every request, errors included, so this cannot fail.
             let response = async {
@@ -140,6 +121,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../../tests/lambda/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_schedule_and_api_requests_are_told_apart_by_their_types() {
+        let schedule = Invocation::read(fixture("relay-schedule.json"));
+        assert!(matches!(schedule, Ok(Invocation::Schedule(_))));
+        let request = Invocation::read(fixture("list-alerts.json"));
+        assert!(matches!(request, Ok(Invocation::Request(_))));
+        assert!(Invocation::read(serde_json::json!({"source": "aws.events"})).is_err());
+    }
 
     #[test]
     fn each_failure_has_an_error_type_that_says_what_failed() {

@@ -26,7 +26,7 @@ pub async fn run_http(router: Router) -> Result<(), Error> {
 
 /// What invokes the alerts function: EventBridge's schedule, or API Gateway.
 enum Invocation {
-    Schedule(EventBridgeEvent),
+    Schedule(Box<EventBridgeEvent>),
     Request(Box<LambdaRequest>),
 }
 
@@ -36,7 +36,7 @@ impl Invocation {
     /// deserialize from serde's buffered content.)
     fn read(payload: Value) -> Result<Self, serde_json::Error> {
         match serde_json::from_value::<EventBridgeEvent>(payload.clone()) {
-            Ok(event) => Ok(Self::Schedule(event)),
+            Ok(event) => Ok(Self::Schedule(Box::new(event))),
             Err(_) => serde_json::from_value(payload).map(|r| Self::Request(Box::new(r))),
         }
     }

@@ -8,7 +8,7 @@
 //! - `list`: the alerts issued, newest first, a page at a time;
 //! - `relay`: publication of alerts still pending, and housekeeping.
 //!
-//! Delivering the SMS is the sms function's use case, in `flightwatch-sms`.
+//! Delivering the SMS is the sms function's use case, in `flightwatch-delivery`.
 
 pub mod idempotency;
 pub mod notify;

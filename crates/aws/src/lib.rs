@@ -3,12 +3,12 @@
 //! `AWS_ENDPOINT_URL` (the SDK's standard variable) points them all at an emulator such as moto.
 
 mod bus;
-mod config;
-mod sms;
+mod sender;
+mod settings;
 
 pub use bus::SnsAlertBus;
-pub use config::{database_settings, load_database_settings, ConfigSource, LoadError};
-pub use sms::SnsSmsSender;
+pub use sender::SnsSmsSender;
+pub use settings::{database_settings, load_database_settings, ConfigSource, LoadError};
 
 /// The SDK configuration, loaded once per cold start from the standard environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {

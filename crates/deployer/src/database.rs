@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use aws_sdk_lambda::primitives::Blob;
 use flightwatch_mysql::provision::{provision, FunctionUser, ProvisionRequest};
 
-use crate::config::output;
+use crate::configure::output;
 
 /// Provisions directly over `admin_url`.
 pub async fn provision_direct(

@@ -109,7 +109,7 @@ pub async fn remove(
             .await?
             .remove("ServerlessDeploymentBucketName")
         {
-            let n = crate::config::empty_bucket(s3, &bucket).await?;
+            let n = crate::configure::empty_bucket(s3, &bucket).await?;
             println!("emptied s3://{bucket} ({n} objects)");
         }
     }

@@ -2,7 +2,7 @@
 //! configuration, the database — and their tear-down, in reverse. `scripts/deploy.sh` and
 //! `scripts/remove.sh` run them in order around Serverless.
 
-mod config;
+mod configure;
 mod database;
 mod dead_letters;
 mod functions;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use aws_sdk_cloudformation::types::StackStatus;
 use clap::{Parser, Subcommand};
-use config::FunctionSettings;
+use configure::FunctionSettings;
 use preflight::Account as _;
 use stack::StackSpec;
 
@@ -256,9 +256,9 @@ async fn main() -> anyhow::Result<()> {
             reserved_concurrency,
         } => {
             let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
-            let bucket = config::output(&outputs, "ConfigBucketName")?;
-            let users = config::function_users(&s3, bucket, &stage).await?;
-            config::upload_function_configs(&s3, &cli.root, &outputs, &stage, &users).await?;
+            let bucket = configure::output(&outputs, "ConfigBucketName")?;
+            let users = configure::function_users(&s3, bucket, &stage).await?;
+            configure::upload_function_configs(&s3, &cli.root, &outputs, &stage, &users).await?;
             let settings = FunctionSettings {
                 region,
                 architecture,
@@ -268,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
                 monthly_quota,
                 reserved_concurrency,
             };
-            config::write_serverless_params(&cli.root, &outputs, &stage, &settings)?;
+            configure::write_serverless_params(&cli.root, &outputs, &stage, &settings)?;
         }
         Command::Database {
             stage,
@@ -276,9 +276,12 @@ async fn main() -> anyhow::Result<()> {
             require_tls,
         } => {
             let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
-            let users =
-                config::function_users(&s3, config::output(&outputs, "ConfigBucketName")?, &stage)
-                    .await?;
+            let users = configure::function_users(
+                &s3,
+                configure::output(&outputs, "ConfigBucketName")?,
+                &stage,
+            )
+            .await?;
             match database_url {
                 Some(url) => database::provision_direct(&url, &users, require_tls).await?,
                 None => {
@@ -303,7 +306,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::ApiDeployment { stage } => {
             let outputs = stack::outputs(&cf, &functions_stack(&stage)).await?;
-            let api = config::output(&outputs, "RestApiId")?;
+            let api = configure::output(&outputs, "RestApiId")?;
             let deployment = aws_sdk_apigateway::Client::new(&sdk)
                 .create_deployment()
                 .rest_api_id(api)
@@ -335,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
             // From the resources, not the outputs: a stack that failed to create has none.
             for bucket in resources.iter().filter(|r| r.kind == "AWS::S3::Bucket") {
                 if let Some(id) = &bucket.physical_id {
-                    let n = config::empty_bucket(&s3, id).await?;
+                    let n = configure::empty_bucket(&s3, id).await?;
                     println!("emptied s3://{id} ({n} objects)");
                 }
             }
@@ -408,12 +411,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::DeadLetters { stage, redrive } => {
             let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
-            let queue = config::output(&outputs, "DeadLetterQueueUrl")?;
+            let queue = configure::output(&outputs, "DeadLetterQueueUrl")?;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             if redrive {
                 let bus = flightwatch_aws::SnsAlertBus::new(
                     flightwatch_aws::sns_client(&sdk),
-                    config::output(&outputs, "AlertsTopicArn")?,
+                    configure::output(&outputs, "AlertsTopicArn")?,
                 );
                 let (redriven, kept) = dead_letters::redrive(&sqs, queue, &bus).await?;
                 println!("{redriven} dead letter(s) redriven onto the alerts topic, {kept} unreadable kept");

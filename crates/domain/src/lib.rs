@@ -8,7 +8,7 @@ pub mod event;
 pub mod flight;
 pub mod message;
 pub mod ports;
-pub mod sms;
+pub mod text;
 
 pub use alert::{Alert, AlertId, AlertQuery, Publication};
 pub use contact::{redact_phone_numbers, Email, PassengerName, PhoneNumber};
@@ -18,4 +18,4 @@ pub use flight::{
     FlightRegistration, FlightSchedule, Passenger,
 };
 pub use message::AlertMessage;
-pub use sms::{Encoding, SmsText};
+pub use text::{Encoding, SmsText};

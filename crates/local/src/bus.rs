@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flightwatch_delivery::Texting;
 use flightwatch_domain::ports::{AlertBus, BusError};
 use flightwatch_domain::AlertMessage;
-use flightwatch_sms::Texting;
 
 use crate::LOCAL_TOPIC_ARN;
 
@@ -38,13 +38,13 @@ impl AlertBus for InProcessBus {
             .get()
             .cloned()
             .ok_or_else(|| BusError("the sms function is not subscribed".into()))?;
-        let event = flightwatch_sms::sns_event(LOCAL_TOPIC_ARN, std::slice::from_ref(message))
+        let event = flightwatch_delivery::sns_event(LOCAL_TOPIC_ARN, std::slice::from_ref(message))
             .map_err(|e| BusError(Box::new(e)))?;
         // A republished retry waits a little, as it would between Lambda invocations.
         let wait = Duration::from_millis(500 * u64::from(message.attempt.saturating_sub(1)));
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
-            if let Err(e) = flightwatch_sms::handle(&texting, event).await {
+            if let Err(e) = flightwatch_delivery::handle(&texting, event).await {
                 tracing::error!(error = %e, "sms invocation failed");
             }
         });

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use flightwatch_sms::Texting;
+use flightwatch_delivery::Texting;
 use serde_json::Value;
 
 /// Accepts deliveries from `topic_arn` only: anything else posted here could send real SMS.
@@ -36,7 +36,7 @@ async fn deliver(State(state): State<Arc<(Texting, String)>>, body: String) -> S
         tracing::warn!("refused a notification from another topic");
         return StatusCode::FORBIDDEN;
     }
-    let event = match flightwatch_sms::sns_event_from_http(&notification) {
+    let event = match flightwatch_delivery::sns_event_from_http(&notification) {
         Ok(event) => event,
         Err(e) => {
             tracing::error!(error = %e, "not an SNS notification");
@@ -45,7 +45,7 @@ async fn deliver(State(state): State<Arc<(Texting, String)>>, body: String) -> S
     };
     let texting = texting.clone();
     tokio::spawn(async move {
-        if let Err(e) = flightwatch_sms::handle(&texting, event).await {
+        if let Err(e) = flightwatch_delivery::handle(&texting, event).await {
             tracing::error!(error = %e, "sms invocation failed");
         }
     });

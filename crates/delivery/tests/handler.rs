@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flightwatch_delivery::{handle, sns_event, HandleError, Policy, Report, Texting};
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
 use flightwatch_domain::{
     AirportCode, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule, PhoneNumber,
     Reason,
 };
-use flightwatch_sms::{handle, sns_event, HandleError, Policy, Report, Texting};
 
 /// Fails each number as scripted: `Transient(n)` fails the first n sends, `Rejected` always.
 #[derive(Default)]
@@ -244,7 +244,7 @@ async fn a_short_deadline_still_leaves_time_to_send() {
     let rig = rig(&[]);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
     let event = sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[message(5)]).unwrap();
-    let report = flightwatch_sms::handle_until(&rig.texting, event, Some(deadline))
+    let report = flightwatch_delivery::handle_until(&rig.texting, event, Some(deadline))
         .await
         .unwrap();
     assert_eq!(report.sent, 5);
@@ -256,7 +256,7 @@ async fn recipients_not_reached_before_the_deadline_are_handed_on_untried() {
     // Already past: nothing may be started.
     let deadline = tokio::time::Instant::now();
     let event = sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[message(5)]).unwrap();
-    let report = flightwatch_sms::handle_until(&rig.texting, event, Some(deadline))
+    let report = flightwatch_delivery::handle_until(&rig.texting, event, Some(deadline))
         .await
         .unwrap();
     assert_eq!(report.sent, 0);

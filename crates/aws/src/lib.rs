@@ -7,8 +7,9 @@ mod sender;
 mod settings;
 
 pub use bus::SnsAlertBus;
+pub use flightwatch_config::ConfigSource;
 pub use sender::SnsSmsSender;
-pub use settings::{database_settings, load_database_settings, ConfigSource, LoadError};
+pub use settings::{database_settings, load_database_settings, LoadError};
 
 /// The SDK configuration, loaded once per cold start from the standard environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {

@@ -1,12 +1,11 @@
 //! Database settings at cold start: `DATABASE_URL` when set (local use), otherwise the JDBC-style
 //! properties file in S3 named by `FLIGHTWATCH_CONFIG_BUCKET` and `FLIGHTWATCH_CONFIG_KEY`.
 
-use flightwatch_config::{ConfigError, DatabaseSettings};
+use flightwatch_config::{ConfigError, ConfigSource, DatabaseSettings};
+use secrecy::ExposeSecret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("set DATABASE_URL, or FLIGHTWATCH_CONFIG_BUCKET and FLIGHTWATCH_CONFIG_KEY")]
-    NoSource,
     #[error("reading s3://{bucket}/{key}: {cause}")]
     S3 {
         bucket: String,
@@ -20,29 +19,6 @@ pub enum LoadError {
         source_name: String,
         error: ConfigError,
     },
-}
-
-/// Where the settings come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConfigSource {
-    Url(String),
-    S3 { bucket: String, key: String },
-}
-
-impl ConfigSource {
-    pub fn from_env() -> Result<Self, LoadError> {
-        use flightwatch_config::optional_env as var;
-        if let Some(url) = var("DATABASE_URL") {
-            return Ok(Self::Url(url));
-        }
-        match (
-            var("FLIGHTWATCH_CONFIG_BUCKET"),
-            var("FLIGHTWATCH_CONFIG_KEY"),
-        ) {
-            (Some(bucket), Some(key)) => Ok(Self::S3 { bucket, key }),
-            _ => Err(LoadError::NoSource),
-        }
-    }
 }
 
 /// Reads the settings once; the caller keeps them for the life of the execution environment.
@@ -64,7 +40,7 @@ pub async fn database_settings(
 ) -> Result<DatabaseSettings, LoadError> {
     match source {
         ConfigSource::Url(url) => {
-            DatabaseSettings::from_url(url).map_err(|error| LoadError::Invalid {
+            DatabaseSettings::from_url(url.expose_secret()).map_err(|error| LoadError::Invalid {
                 source_name: "DATABASE_URL".into(),
                 error,
             })

@@ -1,6 +1,11 @@
-//! The one place that turns configuration into settings: a `DATABASE_URL`, or the JDBC-style
-//! properties file the deployment writes (`jdbc.url`, `jdbc.username`, `jdbc.password`, pool
-//! settings). The password is a secret: it is never logged or printed.
+//! The one place that turns configuration into settings: each Lambda binary's typed settings
+//! from its environment (`functions`), and the database's from a `DATABASE_URL` or the
+//! JDBC-style properties file the deployment writes (`jdbc.url`, `jdbc.username`,
+//! `jdbc.password`, pool settings). The password is a secret: it is never logged or printed.
+
+mod functions;
+
+pub use functions::{AlertsSettings, ConfigSource, FlightsSettings, SmsSettings, TopicArn};
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -18,7 +23,7 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{key} is not valid: {why}")]
     Invalid { key: &'static str, why: String },
-    #[error("the environment variable {0} is not set")]
+    #[error("set the environment variable {0}")]
     MissingEnv(&'static str),
 }
 
@@ -32,9 +37,11 @@ pub fn optional_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// How to reach the database and how many connections to keep.
+/// How to reach the database and how many connections to keep. The password is held apart from
+/// sqlx's connect options (whose `Debug` prints it) and joins them only in the pool.
 #[derive(Clone)]
 pub struct DatabaseSettings {
+    /// Everything but the password.
     options: MySqlConnectOptions,
     password: Option<SecretString>,
     /// One connection per Lambda execution environment: an environment serves one request at a
@@ -60,11 +67,24 @@ impl std::fmt::Debug for DatabaseSettings {
 impl DatabaseSettings {
     /// From a `mysql://user:password@host:port/db?ssl-mode=...` URL.
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
-        let options = MySqlConnectOptions::from_str(url).map_err(|e| ConfigError::Invalid {
+        let invalid = |why: String| ConfigError::Invalid {
             key: "DATABASE_URL",
-            why: e.to_string(),
-        })?;
-        Ok(Self::with_options(options, None))
+            why,
+        };
+        let mut url = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let password = url
+            .password()
+            .map(|p| {
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .map(SecretString::from);
+        url.set_password(None)
+            .map_err(|()| invalid("cannot hold a password".into()))?;
+        let options =
+            MySqlConnectOptions::from_str(url.as_str()).map_err(|e| invalid(e.to_string()))?;
+        Ok(Self::with_options(options, password))
     }
 
     fn with_options(options: MySqlConnectOptions, password: Option<SecretString>) -> Self {
@@ -144,9 +164,6 @@ impl DatabaseSettings {
         let password = props
             .get("jdbc.password")
             .map(|p| SecretString::from(p.clone()));
-        if let Some(p) = &password {
-            options = options.password(p.expose_secret());
-        }
         let mut settings = Self::with_options(options, password);
         if let Some(v) = props.get("pool.maxConnections") {
             settings.max_connections = number(v, "pool.maxConnections")?.max(1);
@@ -170,11 +187,20 @@ impl DatabaseSettings {
             .min_connections(0)
             .acquire_timeout(self.connect_timeout)
             .idle_timeout(self.idle_timeout)
-            .connect_lazy_with(self.options.clone())
+            .connect_lazy_with(self.connect_options_with_password())
     }
 
+    /// Where and as whom to connect, without the password: safe to inspect and print.
     pub fn connect_options(&self) -> &MySqlConnectOptions {
         &self.options
+    }
+
+    /// The connect options with the password in: for connecting, never for keeping.
+    pub fn connect_options_with_password(&self) -> MySqlConnectOptions {
+        match &self.password {
+            Some(p) => self.options.clone().password(p.expose_secret()),
+            None => self.options.clone(),
+        }
     }
 }
 
@@ -223,6 +249,22 @@ mod tests {
         jdbc.username=alerts\n\
         jdbc.password=s3cr3t=with=equals\n\
         pool.maxConnections=2\n";
+
+    #[test]
+    fn the_password_is_in_no_debug_output_and_reaches_the_connection() {
+        for s in [
+            DatabaseSettings::from_jdbc_properties(GOOD).unwrap(),
+            DatabaseSettings::from_url("mysql://alerts:s3cr3t%3Dwith%3Dequals@db:3306/fw").unwrap(),
+        ] {
+            assert!(!format!("{s:?}").contains("s3cr3t"), "{s:?}");
+            assert!(!format!("{:?}", s.connect_options()).contains("s3cr3t"));
+            let with = format!("{:?}", s.connect_options_with_password());
+            assert!(
+                with.contains("s3cr3t=with=equals"),
+                "the pool connects with it"
+            );
+        }
+    }
 
     #[test]
     fn jdbc_properties_become_connect_options() {

@@ -25,7 +25,7 @@ pub async fn provision_direct(
     let pool = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(1)
         .connect_with(flightwatch_mysql::provision::quiet(
-            settings.connect_options().clone(),
+            settings.connect_options_with_password(),
         ))
         .await
         .context("connecting to the database as admin")?;

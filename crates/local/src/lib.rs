@@ -150,7 +150,7 @@ impl Database {
         match var("DATABASE_URL") {
             Some(url) if url.starts_with("sqlite:") => Ok(Self::Sqlite(url)),
             Some(url) if url.starts_with("mysql:") || url.starts_with("mariadb:") => {
-                Ok(Self::MySql(ConfigSource::Url(url)))
+                Ok(Self::MySql(ConfigSource::url(url)))
             }
             Some(_) => anyhow::bail!("DATABASE_URL must be a mysql:// or sqlite:// URL"),
             None if var("FLIGHTWATCH_CONFIG_BUCKET").is_some() => {

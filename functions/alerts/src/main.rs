@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_app::relay;
-use flightwatch_aws::{ConfigSource, SnsAlertBus};
+use flightwatch_aws::SnsAlertBus;
+use flightwatch_config::AlertsSettings;
 use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_mysql::MySqlAlertStore;
 
 #[tokio::main]
 async fn main() -> Result<(), flightwatch_lambda::Error> {
     flightwatch_lambda::init_default_subscriber();
-    let db = flightwatch_aws::load_database_settings(&ConfigSource::from_env()?).await?;
+    let settings = AlertsSettings::from_env()?;
+    let db = flightwatch_aws::load_database_settings(&settings.database).await?;
     let sdk = flightwatch_aws::sdk_config().await;
-    let topic = flightwatch_config::required_env("FLIGHTWATCH_ALERTS_TOPIC_ARN")?;
+    let topic = settings.alerts_topic.as_str();
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
     let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, topic));
     let app = flightwatch_api::traced(router(AlertsState {

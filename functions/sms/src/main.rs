@@ -4,26 +4,24 @@ use std::sync::Arc;
 
 use aws_lambda_events::sns::SnsEvent;
 use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
-use flightwatch_config::{optional_env, required_env};
-use flightwatch_sms::{handle_until, Policy, Texting};
+use flightwatch_config::SmsSettings;
+use flightwatch_delivery::{handle_until, Policy, Texting};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     flightwatch_lambda::init_default_subscriber();
+    let settings = SmsSettings::from_env()?;
     let sdk = flightwatch_aws::sdk_config().await;
     let texting = Texting {
-        sender: Arc::new(SnsSmsSender::from_config(
-            &sdk,
-            optional_env("FLIGHTWATCH_SMS_SENDER_ID"),
-        )),
+        sender: Arc::new(SnsSmsSender::from_config(&sdk, settings.sender_id)),
         retries: Arc::new(SnsAlertBus::from_config(
             &sdk,
-            required_env("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
+            settings.alerts_topic.as_str(),
         )),
         dead_letters: Arc::new(SnsAlertBus::from_config(
             &sdk,
-            required_env("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?,
+            settings.dead_letter_topic.as_str(),
         )),
         policy: Policy::default(),
     };

@@ -1,0 +1,172 @@
+//! Each Lambda binary's settings, typed, read from the environment `serverless.yml` gives it and
+//! checked once at start: a bad value stops the cold start with what is wrong, instead of
+//! failing the first request that needs it.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{optional_env, required_env, ConfigError};
+
+/// Where a database function's settings come from: `DATABASE_URL` when set (local use, a
+/// secret: it carries the password), otherwise the JDBC-style properties file in S3.
+#[derive(Clone)]
+pub enum ConfigSource {
+    Url(SecretString),
+    S3 { bucket: String, key: String },
+}
+
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(_) => f.write_str("Url([redacted])"),
+            Self::S3 { bucket, key } => write!(f, "S3(s3://{bucket}/{key})"),
+        }
+    }
+}
+
+impl Eq for ConfigSource {}
+
+impl PartialEq for ConfigSource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Url(a), Self::Url(b)) => a.expose_secret() == b.expose_secret(),
+            (Self::S3 { bucket, key }, Self::S3 { bucket: b, key: k }) => bucket == b && key == k,
+            _ => false,
+        }
+    }
+}
+
+impl ConfigSource {
+    pub fn url(url: impl Into<String>) -> Self {
+        Self::Url(SecretString::from(url.into()))
+    }
+
+    /// `DATABASE_URL`, or `FLIGHTWATCH_CONFIG_BUCKET` and `FLIGHTWATCH_CONFIG_KEY`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Some(url) = optional_env("DATABASE_URL") {
+            return Ok(Self::url(url));
+        }
+        match (
+            optional_env("FLIGHTWATCH_CONFIG_BUCKET"),
+            optional_env("FLIGHTWATCH_CONFIG_KEY"),
+        ) {
+            (Some(bucket), Some(key)) => Ok(Self::S3 { bucket, key }),
+            _ => Err(ConfigError::MissingEnv(
+                "DATABASE_URL, or FLIGHTWATCH_CONFIG_BUCKET and FLIGHTWATCH_CONFIG_KEY,",
+            )),
+        }
+    }
+}
+
+/// An SNS topic's ARN (`arn:<partition>:sns:<region>:<account>:<name>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicArn(String);
+
+impl TopicArn {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let parts: Vec<&str> = raw.split(':').collect();
+        let ok = matches!(parts.as_slice(),
+            ["arn", partition, "sns", region, account, name]
+                if partition.starts_with("aws")
+                    && !region.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && !name.is_empty());
+        ok.then(|| Self(raw.to_owned()))
+            .ok_or("must be an SNS topic ARN, arn:aws:sns:<region>:<account>:<name>")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn topic(name: &'static str) -> Result<TopicArn, ConfigError> {
+    TopicArn::parse(&required_env(name)?).map_err(|why| ConfigError::Invalid {
+        key: name,
+        why: why.to_owned(),
+    })
+}
+
+/// The flights function.
+#[derive(Clone, Debug)]
+pub struct FlightsSettings {
+    pub database: ConfigSource,
+}
+
+impl FlightsSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: ConfigSource::from_env()?,
+        })
+    }
+}
+
+/// The alerts function.
+#[derive(Clone, Debug)]
+pub struct AlertsSettings {
+    pub database: ConfigSource,
+    pub alerts_topic: TopicArn,
+}
+
+impl AlertsSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: ConfigSource::from_env()?,
+            alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
+        })
+    }
+}
+
+/// The sms function.
+#[derive(Clone, Debug)]
+pub struct SmsSettings {
+    /// Where recipients still to be retried are republished.
+    pub alerts_topic: TopicArn,
+    /// Where recipients given up on go.
+    pub dead_letter_topic: TopicArn,
+    /// The alphanumeric sender id shown where countries allow one: 1 to 11 letters and digits,
+    /// at least one a letter.
+    pub sender_id: Option<String>,
+}
+
+impl SmsSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let sender_id = optional_env("FLIGHTWATCH_SMS_SENDER_ID");
+        if let Some(id) = &sender_id {
+            let ok = (1..=11).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric())
+                && id.bytes().any(|b| b.is_ascii_alphabetic());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "FLIGHTWATCH_SMS_SENDER_ID",
+                    why: "must be 1 to 11 letters and digits, at least one a letter".into(),
+                });
+            }
+        }
+        Ok(Self {
+            alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
+            dead_letter_topic: topic("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?,
+            sender_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_arns_are_checked_at_start() {
+        assert!(TopicArn::parse("arn:aws:sns:us-east-1:123456789012:flightwatch-alerts").is_ok());
+        assert!(TopicArn::parse("arn:aws-cn:sns:cn-north-1:123456789012:t").is_ok());
+        assert!(TopicArn::parse("flightwatch-alerts").is_err());
+        assert!(TopicArn::parse("arn:aws:sqs:us-east-1:123456789012:q").is_err());
+        assert!(TopicArn::parse("arn:aws:sns:us-east-1:1234:t").is_err());
+    }
+
+    #[test]
+    fn a_database_url_is_a_secret_in_debug() {
+        let source = ConfigSource::url("mysql://u:hunter2hunter2@db/fw");
+        assert!(!format!("{source:?}").contains("hunter2"));
+    }
+}

@@ -36,10 +36,13 @@ fi
 lambda_dir=${FLIGHTWATCH_LAMBDA_DIR:-target/lambda}
 rm -rf "$lambda_dir"
 mkdir -p "$lambda_dir"
-fw_log "building flights, alerts and sms for $arch (release) into $lambda_dir"
-# Only the three function packages: the workspace's SQLite adapter never enters their build.
-cargo lambda build --release "$flag" --output-format zip --lambda-dir "$lambda_dir" \
-  -p flights -p alerts -p sms -p migrate
+fw_log "building flights, alerts, sms and migrate for $arch (release) into $lambda_dir"
+# One function at a time: built together, Cargo would unify their features, and each would link
+# every client any of them calls (flights: S3 only; sms: SNS only). Only the function packages:
+# the workspace's SQLite adapter never enters their build.
+for fn in flights alerts sms migrate; do
+  cargo lambda build --release "$flag" --output-format zip --lambda-dir "$lambda_dir" -p "$fn"
+done
 for fn in flights alerts sms migrate; do
   zip="$lambda_dir/$fn/bootstrap.zip"
   [[ -s "$zip" ]] || { fw_log "missing $zip"; exit 1; }

@@ -2,13 +2,19 @@
 //! `Publish` to a phone number, and the database settings read from S3 at cold start.
 //! `AWS_ENDPOINT_URL` (the SDK's standard variable) points them all at an emulator such as moto.
 
+#[cfg(feature = "sns")]
 mod bus;
+#[cfg(feature = "sns")]
 mod sender;
+#[cfg(feature = "s3")]
 mod settings;
 
+#[cfg(feature = "sns")]
 pub use bus::SnsAlertBus;
 pub use flightwatch_config::ConfigSource;
+#[cfg(feature = "sns")]
 pub use sender::SnsSmsSender;
+#[cfg(feature = "s3")]
 pub use settings::{database_settings, load_database_settings, LoadError};
 
 /// The SDK configuration, loaded once per cold start from the standard environment.
@@ -18,6 +24,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+#[cfg(feature = "sns")]
 /// An SNS client whose calls give up after 5 s (retries included), so a slow call cannot eat a
 /// function's whole time budget; the callers retry or hand the work on.
 pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
@@ -30,6 +37,7 @@ pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(conf)
 }
 
+#[cfg(feature = "s3")]
 /// An S3 client; path-style addressing when an endpoint is overridden, since emulators (and
 /// VPC endpoints by URL) do not serve bucket subdomains.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
@@ -39,6 +47,7 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+#[cfg(feature = "sns")]
 /// Subscribes an HTTP(S) endpoint to a topic (idempotent: SNS returns the existing subscription).
 pub async fn subscribe_http(
     sdk: &aws_config::SdkConfig,
@@ -61,6 +70,7 @@ pub async fn subscribe_http(
 }
 
 /// The error chain of an SDK failure on one line, for logs and outbox records.
+#[allow(dead_code)] // not every feature set calls it
 pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

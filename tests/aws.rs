@@ -178,7 +178,10 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
     pool: MySqlPool,
 ) {
     // The stores alone, without a local stack: its relay would race this test's publication.
-    flightwatch_mysql::migrate_all(&pool).await.unwrap();
+    // Each connects as its function's provisioned user; `pool`, the admin's, only looks.
+    let users = flightwatch_mysql::provision::FunctionPools::provision(&pool, 2)
+        .await
+        .unwrap();
     let passengers = [fresh_phone(), fresh_phone()]
         .iter()
         .map(|p| flightwatch_domain::Passenger {
@@ -196,14 +199,16 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         passengers,
     )
     .unwrap();
-    flightwatch_mysql::MySqlFlightStore::new(pool.clone())
+    flightwatch_mysql::MySqlFlightStore::new(users.flights.clone())
         .register(&registration)
         .await
         .unwrap();
     let sdk = moto::sdk().await;
     let name = moto::unique("late-topic");
     let arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
-    let store = Arc::new(flightwatch_mysql::MySqlAlertStore::new(pool.clone()));
+    let store = Arc::new(flightwatch_mysql::MySqlAlertStore::new(
+        users.alerts.clone(),
+    ));
     let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, &arn));
     let state = AlertsState {
         store: store.clone(),

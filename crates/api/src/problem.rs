@@ -120,14 +120,8 @@ impl IntoResponse for ApiError {
         let status = self.status();
         if status.is_server_error() {
             // The caller learns nothing of the cause; the log gets all of it.
-            let mut chain = String::new();
-            let mut source = std::error::Error::source(&self);
-            while let Some(e) = source {
-                chain.push_str(": ");
-                chain.push_str(&e.to_string());
-                source = e.source();
-            }
-            tracing::error!(status = status.as_u16(), error = %format!("{self}{chain}"), "request failed");
+            let chain = flightwatch_domain::error_chain(&self);
+            tracing::error!(status = status.as_u16(), error = %chain, "request failed");
         }
         let errors: &[FieldError] = match &self {
             Self::Invalid { errors, .. } => errors,

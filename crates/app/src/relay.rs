@@ -123,27 +123,15 @@ pub async fn relay(
         .forget_keys_older_than(crate::idempotency::KEY_RETENTION)
         .await
     {
-        tracing::error!(error = %chain(&e), "expiring idempotency keys failed");
+        tracing::error!(error = %flightwatch_domain::error_chain(&e), "expiring idempotency keys failed");
     }
     Ok(report)
 }
 
 async fn set_aside(store: &dyn Outbox, seq: i64, error: &StoreError) -> Result<(), StoreError> {
-    let why = chain(error);
+    let why = flightwatch_domain::error_chain(error);
     tracing::error!(alert_seq = seq, error = %why, "outbox row set aside: it cannot be published");
     store.set_aside(seq, &why).await
-}
-
-/// An error with its causes, for the log and the outbox's `last_error`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -72,12 +72,5 @@ pub async fn subscribe_http(
 /// The error chain of an SDK failure on one line, for logs and outbox records.
 #[allow(dead_code)] // not every feature set calls it
 pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    flightwatch_domain::error_chain(e)
 }

@@ -259,14 +259,7 @@ impl AwsAccount {
 }
 
 fn why<E: std::error::Error>(e: E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    flightwatch_domain::error_chain(&e)
 }
 
 #[async_trait]

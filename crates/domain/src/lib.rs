@@ -19,3 +19,16 @@ pub use flight::{
 };
 pub use message::AlertMessage;
 pub use text::{Encoding, SmsText};
+
+/// An error with all its causes on one line (`outer: cause: root cause`), for logs and for the
+/// error fields of stored records: the one place the chain is walked.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -168,28 +168,26 @@ impl<DB: Dialect> SqlFlightStore<DB> {
         // Lock the flight row only once it is known to exist: on MySQL a locking read of a
         // missing row takes a gap lock, and two first registrations holding gap locks deadlock
         // on their inserts. A lost insert race fails with a unique violation instead, and the
-        // retry finds the row.
+        // retry finds the row. Where the write transaction already holds the database (SQLite),
+        // the first read is the one.
+        let sql = format!(
+            "SELECT {FLIGHT_COLUMNS} FROM flights WHERE flight_number = ? AND departure_date = ?"
+        );
         let found = DB::fetch_all(
             &mut tx,
-            "SELECT id FROM flights WHERE flight_number = ? AND departure_date = ?",
+            &sql,
             vec![Arg::Text(key.number.as_str()), Arg::Date(key.date)],
         )
         .await?;
-        let existing = match found.first() {
-            None => None,
-            Some(row) => {
-                let id = DB::int(row, "id")?;
-                let sql = format!(
-                    "SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = ?{}",
-                    DB::FOR_UPDATE
-                );
-                let rows = DB::fetch_all(&mut tx, &sql, vec![Arg::Int(id)]).await?;
-                match rows.first() {
-                    Some(row) => Some(schedule::<DB>(row)?),
-                    None => None,
-                }
-            }
-        };
+        let mut existing = found.first().map(schedule::<DB>).transpose()?;
+        if let (Some((id, _)), false) = (&existing, DB::FOR_UPDATE.is_empty()) {
+            let sql = format!(
+                "SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = ?{}",
+                DB::FOR_UPDATE
+            );
+            let locked = DB::fetch_all(&mut tx, &sql, vec![Arg::Int(*id)]).await?;
+            existing = locked.first().map(schedule::<DB>).transpose()?;
+        }
         let (origin, destination) = (flight.origin(), flight.destination());
         let schedule_args = || {
             vec![

@@ -5,7 +5,7 @@ use crate::{Arg, Dialect, Done};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
 use sqlx::mysql::{MySqlConnection, MySqlRow};
-use sqlx::{MySql, Row};
+use sqlx::{MySql, Row, TypeInfo, ValueRef};
 
 /// MySQL server errors that pass by themselves: lock wait timeout (1205), deadlock (1213), too
 /// many connections (1040), server shutting down (1053), connection killed (1927), statement
@@ -39,13 +39,15 @@ dialect! {
         }
 
         fn opt_int(row: &MySqlRow, col: &str) -> Result<Option<i64>, sqlx::Error> {
-            // Ids and counters are unsigned columns; offsets and COUNT(*) are signed.
-            match row.try_get::<Option<i64>, _>(col) {
-                Ok(v) => Ok(v),
-                Err(_) => row
-                    .try_get::<Option<u64>, _>(col)?
+            // Ids and counters are unsigned columns; offsets and COUNT(*) are signed. The
+            // column says which, so a listing does not pay a failed decode per value.
+            let unsigned = row.try_get_raw(col)?.type_info().name().ends_with("UNSIGNED");
+            if unsigned {
+                row.try_get::<Option<u64>, _>(col)?
                     .map(|v| i64::try_from(v).map_err(|e| sqlx::Error::Decode(e.into())))
-                    .transpose(),
+                    .transpose()
+            } else {
+                row.try_get(col)
             }
         }
 

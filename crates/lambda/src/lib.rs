@@ -10,6 +10,7 @@ use axum::Router;
 use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, LambdaEvent, Service};
+use serde::Deserialize;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -35,7 +36,8 @@ impl Invocation {
     /// API Gateway request. (Not a serde untagged enum: lambda_http's request does not
     /// deserialize from serde's buffered content.)
     fn read(payload: Value) -> Result<Self, serde_json::Error> {
-        match serde_json::from_value::<EventBridgeEvent>(payload.clone()) {
+        // Read from a borrow: an API request is not copied to find out it is not a schedule.
+        match EventBridgeEvent::deserialize(&payload) {
             Ok(event) => Ok(Self::Schedule(Box::new(event))),
             Err(_) => serde_json::from_value(payload).map(|r| Self::Request(Box::new(r))),
         }

@@ -44,6 +44,11 @@ impl<DB: Dialect> SqlProbe<DB> {
         let mut conn = self.0.acquire().await.expect("a connection");
         DB::fetch_all(&mut conn, sql, args).await.expect(sql)
     }
+
+    async fn exec(&self, sql: &str, args: Vec<Arg<'_>>) {
+        let mut conn = self.0.acquire().await.expect("a connection");
+        DB::exec(&mut conn, sql, args).await.expect(sql);
+    }
 }
 
 #[async_trait]
@@ -73,7 +78,7 @@ impl<DB: Dialect> Probe for SqlProbe<DB> {
     }
 
     async fn make_outbox_due(&self) {
-        self.rows(
+        self.exec(
             "UPDATE alert_outbox SET lease_until = NULL WHERE published_at IS NULL",
             vec![],
         )
@@ -93,7 +98,7 @@ impl<DB: Dialect> Probe for SqlProbe<DB> {
 
     async fn corrupt_alert(&self, id: AlertId) {
         let id = id.to_string();
-        self.rows(
+        self.exec(
             "UPDATE alerts SET origin = 'x1' WHERE alert_id = ?",
             vec![Arg::Text(&id)],
         )

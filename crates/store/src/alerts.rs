@@ -15,7 +15,7 @@ use flightwatch_domain::{
 };
 use sqlx::Pool;
 
-use crate::{after, invalid, local, split, stamp, store_error, Arg, Dialect};
+use crate::{after, invalid, local, parse, split, stamp, store_error, Arg, Dialect, Done};
 
 pub struct SqlAlertStore<DB: Dialect> {
     pool: Pool<DB>,
@@ -43,15 +43,10 @@ const ALERT_FROM: &str = "FROM alerts a JOIN alert_outbox o ON o.alert_seq = a.s
 fn alert_from_row<DB: Dialect>(r: &DB::Row) -> Result<Alert, sqlx::Error> {
     Ok(Alert {
         seq: DB::int(r, "seq")?,
-        id: DB::text(r, "alert_id")?
-            .parse()
-            .map_err(|_| invalid("alert_id"))?,
-        flight_number: FlightNumber::parse(&DB::text(r, "flight_number")?)
-            .map_err(|_| invalid("flight_number"))?,
+        id: parse::<DB, _, _>(r, "alert_id", str::parse)?,
+        flight_number: parse::<DB, _, _>(r, "flight_number", FlightNumber::parse)?,
         departure_date: DB::date(r, "departure_date")?,
-        event: DB::text(r, "event")?
-            .parse()
-            .map_err(|_| invalid("event"))?,
+        event: parse::<DB, _, _>(r, "event", str::parse)?,
         reason: DB::opt_text(r, "reason")?
             .as_deref()
             .map(Reason::parse)
@@ -205,8 +200,8 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
             DB::GREATEST
         );
         let id = id.to_string();
-        self.exec(&sql, vec![Arg::Int(i64::from(parts)), Arg::Text(&id)])
-            .await
+        let args = vec![Arg::Int(i64::from(parts)), Arg::Text(&id)];
+        self.exec(&sql, args).await.map(drop)
     }
 
     async fn mark_published(&self, id: AlertId) -> Result<(), StoreError> {
@@ -217,6 +212,7 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
             vec![Arg::Stamp(Utc::now()), Arg::Text(&id)],
         )
         .await
+        .map(drop)
     }
 
     async fn mark_failed(
@@ -237,6 +233,7 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
             ],
         )
         .await
+        .map(drop)
     }
 
     async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError> {
@@ -247,36 +244,29 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
             vec![Arg::Stamp(Utc::now()), Arg::Text(&error), Arg::Int(seq)],
         )
         .await
+        .map(drop)
     }
 
     async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError> {
         let before = Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
-        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
-        let done = DB::exec(
-            &mut conn,
-            "DELETE FROM idempotency_keys WHERE created_at < ?",
-            vec![Arg::Stamp(before)],
-        )
-        .await
-        .map_err(store_error::<DB>)?;
-        Ok(done.rows)
+        let sql = "DELETE FROM idempotency_keys WHERE created_at < ?";
+        Ok(self.exec(sql, vec![Arg::Stamp(before)]).await?.rows)
     }
 }
 
 #[async_trait]
 impl<DB: Dialect> AlertStore for SqlAlertStore<DB> {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.exec("SELECT 1", vec![]).await
+        self.exec("SELECT 1", vec![]).await.map(drop)
     }
 }
 
 impl<DB: Dialect> SqlAlertStore<DB> {
-    async fn exec(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<(), StoreError> {
+    async fn exec(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Done, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
         DB::exec(&mut conn, sql, args)
             .await
-            .map_err(store_error::<DB>)?;
-        Ok(())
+            .map_err(store_error::<DB>)
     }
 
     async fn record_once(
@@ -456,10 +446,8 @@ async fn schedule<DB: Dialect>(
             Ok(FlightSchedule {
                 flight_number: flight.number.clone(),
                 departure_date: flight.date,
-                origin: AirportCode::parse(&DB::text(r, "origin")?)
-                    .map_err(|_| invalid("origin"))?,
-                destination: AirportCode::parse(&DB::text(r, "destination")?)
-                    .map_err(|_| invalid("destination"))?,
+                origin: parse::<DB, _, _>(r, "origin", AirportCode::parse)?,
+                destination: parse::<DB, _, _>(r, "destination", AirportCode::parse)?,
                 scheduled_departure: local::<DB>(r, "departure_utc", "departure_offset_min")?
                     .ok_or_else(|| invalid("departure"))?,
             })
@@ -545,7 +533,7 @@ async fn claim_seq<DB: Dialect>(
     )
     .await?
     .iter()
-    .map(|r| PhoneNumber::parse(&DB::text(r, "phone")?).map_err(|_| invalid("phone")))
+    .map(|r| parse::<DB, _, _>(r, "phone", PhoneNumber::parse))
     .collect::<Result<_, _>>()?;
     let rows = DB::fetch_all(
         conn,

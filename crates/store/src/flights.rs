@@ -9,7 +9,7 @@ use flightwatch_domain::{
 };
 use sqlx::Pool;
 
-use crate::{at, join, split, store_error, Arg, Dialect};
+use crate::{at, invalid, join, parse, split, store_error, Arg, Dialect};
 
 pub struct SqlFlightStore<DB: Dialect> {
     pool: Pool<DB>,
@@ -25,10 +25,6 @@ impl<DB: Dialect> SqlFlightStore<DB> {
     pub fn new(pool: Pool<DB>) -> Self {
         Self { pool }
     }
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::permanent(format!("stored {what} is not valid"))
 }
 
 const FLIGHT_COLUMNS: &str = "id, origin, destination, departure_utc, departure_offset_min, \
@@ -76,32 +72,7 @@ impl<DB: Dialect> FlightStore for SqlFlightStore<DB> {
         &self,
         key: &FlightKey,
     ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, StoreError> {
-        self.find_flight(key)
-            .await
-            .map_err(store_error::<DB>)?
-            .map_or(Ok(None), |(row, passengers)| {
-                let passengers = passengers
-                    .into_iter()
-                    .map(|(name, email, phone)| {
-                        Ok(Passenger {
-                            name: PassengerName::parse(&name).map_err(|_| corrupt("name"))?,
-                            email: Email::parse(&email).map_err(|_| corrupt("email"))?,
-                            phone: PhoneNumber::parse(&phone).map_err(|_| corrupt("phone"))?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let summary = FlightSummary {
-                    key: key.clone(),
-                    origin: AirportCode::parse(&row.origin).map_err(|_| corrupt("origin"))?,
-                    destination: AirportCode::parse(&row.destination)
-                        .map_err(|_| corrupt("destination"))?,
-                    departure: join(row.departure.0, row.departure.1)
-                        .map_err(|_| corrupt("departure"))?,
-                    arrival: join(row.arrival.0, row.arrival.1).map_err(|_| corrupt("arrival"))?,
-                    passenger_count: passengers.len() as u32,
-                };
-                Ok(Some((summary, passengers)))
-            })
+        self.find_flight(key).await.map_err(store_error::<DB>)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -113,13 +84,11 @@ impl<DB: Dialect> FlightStore for SqlFlightStore<DB> {
     }
 }
 
-type PassengerRow = (String, String, String);
-
 impl<DB: Dialect> SqlFlightStore<DB> {
     async fn find_flight(
         &self,
         key: &FlightKey,
-    ) -> Result<Option<(Schedule, Vec<PassengerRow>)>, sqlx::Error> {
+    ) -> Result<Option<(FlightSummary, Vec<Passenger>)>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         let sql = format!(
             "SELECT {FLIGHT_COLUMNS} FROM flights WHERE flight_number = ? AND departure_date = ?"
@@ -134,23 +103,31 @@ impl<DB: Dialect> SqlFlightStore<DB> {
             return Ok(None);
         };
         let (id, flight) = schedule::<DB>(row)?;
-        let rows = DB::fetch_all(
+        let passengers = DB::fetch_all(
             &mut conn,
             "SELECT name, email, phone FROM passengers WHERE flight_id = ? ORDER BY id",
             vec![Arg::Int(id)],
         )
-        .await?;
-        let passengers = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    DB::text(r, "name")?,
-                    DB::text(r, "email")?,
-                    DB::text(r, "phone")?,
-                ))
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Passenger {
+                name: parse::<DB, _, _>(r, "name", PassengerName::parse)?,
+                email: parse::<DB, _, _>(r, "email", Email::parse)?,
+                phone: parse::<DB, _, _>(r, "phone", PhoneNumber::parse)?,
             })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Some((flight, passengers)))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let summary = FlightSummary {
+            key: key.clone(),
+            origin: AirportCode::parse(&flight.origin).map_err(|_| invalid("origin"))?,
+            destination: AirportCode::parse(&flight.destination)
+                .map_err(|_| invalid("destination"))?,
+            departure: join(flight.departure.0, flight.departure.1)?,
+            arrival: join(flight.arrival.0, flight.arrival.1)?,
+            passenger_count: passengers.len() as u32,
+        };
+        Ok(Some((summary, passengers)))
     }
 
     async fn register_once(&self, flight: &FlightRegistration) -> Result<Registered, sqlx::Error> {

@@ -221,6 +221,15 @@ fn store_error<DB: Dialect>(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A text column parsed into its domain type.
+fn parse<DB: Dialect, T, E>(
+    row: &DB::Row,
+    col: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, sqlx::Error> {
+    parse(&DB::text(row, col)?).map_err(|_| invalid(col))
+}
+
 fn at<DB: Dialect>(row: &DB::Row, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DB::opt_at(row, col)?.ok_or_else(|| invalid(col))
 }

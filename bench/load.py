@@ -31,7 +31,7 @@ def call(method, path, body=None):
 
 def flight(i):
     return {"flightNumber": f"BN{i % 9000 + 1}", "origin": "SFO", "destination": "JFK",
-            "scheduledDeparture": "2026-12-01T08:05:00-08:00", "scheduledArrival": "2026-12-01T16:40:00-05:00",
+            "scheduledDeparture": "2037-12-01T08:05:00-08:00", "scheduledArrival": "2037-12-01T16:40:00-05:00",
             "passengers": [{"name": f"P {j}", "email": f"p{j}@example.com", "phone": f"+1415555{j:04}"} for j in range(10)]}
 
 
@@ -45,6 +45,6 @@ def report(name, samples):
 print(f"{'request':<22} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>9}   ({N} sequential requests each)")
 report("POST /flights", [call("POST", "/flights", flight(i)) for i in range(N)])
 report("POST /notifications", [call("POST", "/notifications", {
-    "flightNumber": "BN1", "departureDate": "2026-12-01", "event": "DELAYED", "reason": "Late inbound aircraft",
-    "estimatedDeparture": f"2026-12-0{1 + (i // 1000)}T{9 + (i // 60) % 14:02d}:{i % 60:02d}:00-08:00"}) for i in range(N)])
+    "flightNumber": "BN1", "departureDate": "2037-12-01", "event": "DELAYED", "reason": "Late inbound aircraft",
+    "estimatedDeparture": f"2037-12-0{1 + (i // 1000)}T{9 + (i // 60) % 14:02d}:{i % 60:02d}:00-08:00"}) for i in range(N)])
 report("GET /alerts", [call("GET", "/alerts?limit=50") for _ in range(N)])

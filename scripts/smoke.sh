@@ -142,17 +142,17 @@ expect_status() {
   if [[ -n "$problem" ]]; then echo "body: $body" >&2; fi
 }
 
-flight='{"flightNumber":"ua123","origin":"SFO","destination":"JFK","scheduledDeparture":"2026-12-01T08:05:00-08:00","scheduledArrival":"2026-12-01T16:40:00-05:00","passengers":[{"name":"Ada Lovelace","email":"ada@example.com","phone":"+14155550100"},{"name":"Grace Hopper","email":"grace@example.com","phone":"+14155550101"}]}'
-delay='{"flightNumber":"UA123","departureDate":"2026-12-01","event":"DELAYED","reason":"Late inbound aircraft","estimatedDeparture":"2026-12-01T10:30:00-08:00"}'
+flight='{"flightNumber":"ua123","origin":"SFO","destination":"JFK","scheduledDeparture":"2037-12-01T08:05:00-08:00","scheduledArrival":"2037-12-01T16:40:00-05:00","passengers":[{"name":"Ada Lovelace","email":"ada@example.com","phone":"+14155550100"},{"name":"Grace Hopper","email":"grace@example.com","phone":"+14155550101"}]}'
+delay='{"flightNumber":"UA123","departureDate":"2037-12-01","event":"DELAYED","reason":"Late inbound aircraft","estimatedDeparture":"2037-12-01T10:30:00-08:00"}'
 
 call --no-key POST /flights "$flight"
 expect_status "POST /flights without x-api-key is refused" 403
 
 call POST /flights "$flight"
-expect_status "POST /flights registers UA123" 201 '"flightId":"UA123-2026-12-01"'
+expect_status "POST /flights registers UA123" 201 '"flightId":"UA123-2037-12-01"'
 
-call GET /flights/UA123-2026-12-01
-expect_status "GET /flights/UA123-2026-12-01 masks phones" 200 '!5550100'
+call GET /flights/UA123-2037-12-01
+expect_status "GET /flights/UA123-2037-12-01 masks phones" 200 '!5550100'
 
 call POST /notifications "$delay"
 expect_status "POST /notifications fans out to both passengers" 202 '"recipients":2'
@@ -182,7 +182,7 @@ check "POST /flights {} is problem+json" \
 if [[ "$mode" == sqlite ]]; then
   stop_stack
   start_stack
-  call GET /flights/UA123-2026-12-01
+  call GET /flights/UA123-2037-12-01
   expect_status "the SQLite data survives a restart" 200 '"passengerCount":2'
   check "the SQLite file is where FLIGHTWATCH_DATA_DIR says" \
     "$([[ -s "$FLIGHTWATCH_DATA_DIR/flightwatch.db" ]] || echo " no $FLIGHTWATCH_DATA_DIR/flightwatch.db")"

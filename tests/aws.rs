@@ -41,10 +41,10 @@ fn fresh_phone() -> String {
 fn schedule() -> FlightSchedule {
     FlightSchedule {
         flight_number: FlightNumber::parse("UA123").unwrap(),
-        departure_date: "2026-12-01".parse().unwrap(),
+        departure_date: "2037-12-01".parse().unwrap(),
         origin: AirportCode::parse("SFO").unwrap(),
         destination: AirportCode::parse("JFK").unwrap(),
-        scheduled_departure: parse_time("2026-12-01T08:05:00-08:00").unwrap(),
+        scheduled_departure: parse_time("2037-12-01T08:05:00-08:00").unwrap(),
     }
 }
 
@@ -57,12 +57,12 @@ async fn a_thousand_recipients_go_on_the_topic_in_messages_far_under_the_sns_lim
         seq: 1,
         id: AlertId::new(),
         flight_number: FlightNumber::parse("UA123").unwrap(),
-        departure_date: "2026-12-01".parse().unwrap(),
+        departure_date: "2037-12-01".parse().unwrap(),
         event: EventKind::Delayed,
         reason: Some(
             flightwatch_domain::Reason::parse(&"Late inbound aircraft ".repeat(20)).unwrap(),
         ),
-        estimated_departure: Some(parse_time("2026-12-01T10:30:00-08:00").unwrap()),
+        estimated_departure: Some(parse_time("2037-12-01T10:30:00-08:00").unwrap()),
         recipients: 1000,
         publication: Publication::Pending,
         created_at: chrono::Utc::now(),
@@ -164,8 +164,8 @@ async fn register(h: &Harness, phones: &[String]) {
             "/flights",
             &json!({
                 "flightNumber": "UA123", "origin": "SFO", "destination": "JFK",
-                "scheduledDeparture": "2026-12-01T08:05:00-08:00",
-                "scheduledArrival": "2026-12-01T16:40:00-05:00",
+                "scheduledDeparture": "2037-12-01T08:05:00-08:00",
+                "scheduledArrival": "2037-12-01T16:40:00-05:00",
                 "passengers": passengers,
             }),
         )
@@ -194,8 +194,8 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         FlightNumber::parse("UA123").unwrap(),
         AirportCode::parse("SFO").unwrap(),
         AirportCode::parse("JFK").unwrap(),
-        parse_time("2026-12-01T08:05:00-08:00").unwrap(),
-        parse_time("2026-12-01T16:40:00-05:00").unwrap(),
+        parse_time("2037-12-01T08:05:00-08:00").unwrap(),
+        parse_time("2037-12-01T16:40:00-05:00").unwrap(),
         passengers,
     )
     .unwrap();
@@ -213,11 +213,12 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
     let state = AlertsState {
         store: store.clone(),
         bus: bus.clone(),
+        limits: Default::default(),
     };
     let req = http::Request::post("/notifications")
         .header("content-type", "application/json")
         .body(Body::from(
-            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED"})
+            json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "CANCELLED"})
                 .to_string(),
         ))
         .unwrap();
@@ -281,8 +282,8 @@ async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool:
     let (status, receipt) = h
         .post(
             "/notifications",
-            &json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DELAYED",
-                    "reason": "Late inbound aircraft", "estimatedDeparture": "2026-12-01T10:30:00-08:00"}),
+            &json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "DELAYED",
+                    "reason": "Late inbound aircraft", "estimatedDeparture": "2037-12-01T10:30:00-08:00"}),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");

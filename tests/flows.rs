@@ -14,8 +14,8 @@ fn ua123(passengers: Value) -> Value {
         "flightNumber": "ua123",
         "origin": "SFO",
         "destination": "JFK",
-        "scheduledDeparture": "2026-12-01T08:05:00-08:00",
-        "scheduledArrival": "2026-12-01T16:40:00-05:00",
+        "scheduledDeparture": "2037-12-01T08:05:00-08:00",
+        "scheduledArrival": "2037-12-01T16:40:00-05:00",
         "passengers": passengers,
     })
 }
@@ -30,7 +30,7 @@ fn two_passengers() -> Value {
 fn delay(to: &str) -> Value {
     json!({
         "flightNumber": "UA123",
-        "departureDate": "2026-12-01",
+        "departureDate": "2037-12-01",
         "event": "DELAYED",
         "reason": "Late inbound aircraft",
         "estimatedDeparture": to,
@@ -40,20 +40,20 @@ fn delay(to: &str) -> Value {
 async fn a_delay_reaches_every_passenger_once_and_is_listed(h: Harness) {
     let (status, flight) = h.post("/flights", &ua123(two_passengers())).await;
     assert_eq!(status, StatusCode::CREATED, "{flight}");
-    assert_eq!(flight["flightId"], "UA123-2026-12-01");
+    assert_eq!(flight["flightId"], "UA123-2037-12-01");
     assert_eq!(flight["flightNumber"], "UA123");
-    assert_eq!(flight["departureDate"], "2026-12-01");
-    assert_eq!(flight["scheduledDeparture"], "2026-12-01T08:05:00-08:00");
+    assert_eq!(flight["departureDate"], "2037-12-01");
+    assert_eq!(flight["scheduledDeparture"], "2037-12-01T08:05:00-08:00");
     assert_eq!(flight["passengerCount"], 2);
 
-    let (status, details) = h.get("/flights/UA123-2026-12-01").await;
+    let (status, details) = h.get("/flights/UA123-2037-12-01").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(details["passengers"][0]["phone"], "+1415•••0100");
     assert_eq!(details["passengers"][0]["email"], "a•••@example.com");
     assert!(!details.to_string().contains("5550100") && !details.to_string().contains("ada@"));
 
     let (status, receipt) = h
-        .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
+        .post("/notifications", &delay("2037-12-01T10:30:00-08:00"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     assert_eq!(receipt["recipients"], 2);
@@ -75,13 +75,13 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(h: Harness) {
     assert_eq!(h.settled_sms().await.len(), 2, "exactly one SMS each");
 
     let (status, page) = h
-        .get("/alerts?flightNumber=UA123&departureDate=2026-12-01")
+        .get("/alerts?flightNumber=UA123&departureDate=2037-12-01")
         .await;
     assert_eq!(status, StatusCode::OK);
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["alertId"], alert_id.as_str());
-    assert_eq!(items[0]["estimatedDeparture"], "2026-12-01T10:30:00-08:00");
+    assert_eq!(items[0]["estimatedDeparture"], "2037-12-01T10:30:00-08:00");
     assert_eq!(items[0]["reason"], "Late inbound aircraft");
     assert_eq!(items[0]["recipients"], 2);
     assert_eq!(page["nextCursor"], Value::Null);
@@ -102,7 +102,7 @@ async fn a_cancellation_texts_the_passengers_of_that_flight_only(h: Harness) {
     let (status, receipt) = h
         .post(
             "/notifications",
-            &json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED", "reason": "Crew shortage"}),
+            &json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "CANCELLED", "reason": "Crew shortage"}),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
@@ -134,7 +134,7 @@ async fn registering_again_merges_and_an_identical_body_changes_nothing(h: Harne
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(merged["passengerCount"], 3);
-    let (_, details) = h.get("/flights/UA123-2026-12-01").await;
+    let (_, details) = h.get("/flights/UA123-2037-12-01").await;
     assert_eq!(details["passengers"][0]["name"], "Ada King");
     assert_eq!(h.count("flights").await, 1);
     assert_eq!(h.count("passengers").await, 3);
@@ -149,17 +149,17 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(h: Harness) {
                 .json(&body),
         )
     };
-    let (status, first, _) = notify("evt-42", delay("2026-12-01T10:30:00-08:00")).await;
+    let (status, first, _) = notify("evt-42", delay("2037-12-01T10:30:00-08:00")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     h.wait_for_sms(2).await;
 
     // The same instant written in UTC is the same request.
-    let (status, again, _) = notify("evt-42", delay("2026-12-01T18:30:00Z")).await;
+    let (status, again, _) = notify("evt-42", delay("2037-12-01T18:30:00Z")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(again["alertId"], first["alertId"]);
 
     let (status, problem, content_type) =
-        notify("evt-42", delay("2026-12-01T11:00:00-08:00")).await;
+        notify("evt-42", delay("2037-12-01T11:00:00-08:00")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     assert!(problem["detail"]
@@ -167,7 +167,7 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(h: Harness) {
         .unwrap()
         .contains("Idempotency-Key"));
     // The key decides before anything else: a reused key is a 422 even for an unknown flight.
-    let mut unknown = delay("2026-12-01T10:30:00-08:00");
+    let mut unknown = delay("2037-12-01T10:30:00-08:00");
     unknown["flightNumber"] = json!("UA999");
     let (status, _, _) = notify("evt-42", unknown).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -179,18 +179,18 @@ async fn a_retry_with_the_same_idempotency_key_sends_nothing_again(h: Harness) {
 async fn an_event_already_issued_is_not_sent_again(h: Harness) {
     h.post("/flights", &ua123(two_passengers())).await;
     let (status, first) = h
-        .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
+        .post("/notifications", &delay("2037-12-01T10:30:00-08:00"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     h.wait_for_sms(2).await;
     let (status, again) = h
-        .post("/notifications", &delay("2026-12-01T10:30:00-08:00"))
+        .post("/notifications", &delay("2037-12-01T10:30:00-08:00"))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["alertId"], first["alertId"]);
     // A further delay is news.
     let (status, later) = h
-        .post("/notifications", &delay("2026-12-01T11:15:00-08:00"))
+        .post("/notifications", &delay("2037-12-01T11:15:00-08:00"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_ne!(later["alertId"], first["alertId"]);
@@ -209,7 +209,7 @@ async fn alerts_page_through_with_an_opaque_cursor(h: Harness) {
         let (status, r) = h
             .post(
                 "/notifications",
-                &delay(&format!("2026-12-01T10:{minute}:00-08:00")),
+                &delay(&format!("2037-12-01T10:{minute}:00-08:00")),
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
@@ -262,12 +262,12 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
         ),
         (
             "no offset",
-            with("scheduledDeparture", json!("2026-12-01T08:05:00")),
+            with("scheduledDeparture", json!("2037-12-01T08:05:00")),
             "/scheduledDeparture",
         ),
         (
             "arrival first",
-            with("scheduledArrival", json!("2026-12-01T07:00:00-08:00")),
+            with("scheduledArrival", json!("2037-12-01T07:00:00-08:00")),
             "/scheduledArrival",
         ),
         (
@@ -370,37 +370,37 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
     let bad_notifications: Vec<(&str, Value, StatusCode)> = vec![
         (
             "unknown flight",
-            json!({"flightNumber": "UA999", "departureDate": "2026-12-01", "event": "CANCELLED"}),
+            json!({"flightNumber": "UA999", "departureDate": "2037-12-01", "event": "CANCELLED"}),
             StatusCode::NOT_FOUND,
         ),
         (
             "unknown date",
-            json!({"flightNumber": "UA123", "departureDate": "2026-12-02", "event": "CANCELLED"}),
+            json!({"flightNumber": "UA123", "departureDate": "2037-12-02", "event": "CANCELLED"}),
             StatusCode::NOT_FOUND,
         ),
         (
             "unknown event",
-            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DIVERTED"}),
+            json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "DIVERTED"}),
             StatusCode::BAD_REQUEST,
         ),
         (
             "delay without time",
-            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "DELAYED"}),
+            json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "DELAYED"}),
             StatusCode::BAD_REQUEST,
         ),
         (
             "delay to earlier",
-            delay("2026-12-01T07:00:00-08:00"),
+            delay("2037-12-01T07:00:00-08:00"),
             StatusCode::BAD_REQUEST,
         ),
         (
             "delay to same time",
-            delay("2026-12-01T16:05:00Z"),
+            delay("2037-12-01T16:05:00Z"),
             StatusCode::BAD_REQUEST,
         ),
         (
             "cancel with time",
-            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED", "estimatedDeparture": "2026-12-01T10:30:00-08:00"}),
+            json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "CANCELLED", "estimatedDeparture": "2037-12-01T10:30:00-08:00"}),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -410,7 +410,7 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
         ),
         (
             "long reason",
-            json!({"flightNumber": "UA123", "departureDate": "2026-12-01", "event": "CANCELLED", "reason": "x".repeat(501)}),
+            json!({"flightNumber": "UA123", "departureDate": "2037-12-01", "event": "CANCELLED", "reason": "x".repeat(501)}),
             StatusCode::BAD_REQUEST,
         ),
     ];
@@ -433,7 +433,7 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
         .send(
             h.request(Method::POST, "/notifications")
                 .header("Idempotency-Key", "")
-                .json(&delay("2026-12-01T10:30:00-08:00")),
+                .json(&delay("2037-12-01T10:30:00-08:00")),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "empty idempotency key");
@@ -463,7 +463,7 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
     }
     let (status, _) = h.get("/flights/not-a-flight").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, problem) = h.get("/flights/UA999-2026-12-01").await;
+    let (status, problem) = h.get("/flights/UA999-2037-12-01").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
 }
 
@@ -473,7 +473,7 @@ async fn every_api_call_needs_the_api_key(h: Harness) {
         .expect("openapi.yaml parses");
     assert!(operations.iter().all(|op| op.needs_key));
     for op in operations {
-        let (method, path) = (op.method, op.path.replace("{flightId}", "UA123-2026-12-01"));
+        let (method, path) = (op.method, op.path.replace("{flightId}", "UA123-2037-12-01"));
         for key in [None, Some("wrong-key")] {
             let mut req = h
                 .http
@@ -514,6 +514,86 @@ async fn a_body_over_the_limit_is_a_413_and_stores_nothing(h: Harness) {
     assert_eq!(h.count("flights").await, 0);
 }
 
+async fn spend_limits_refuse_with_409_and_429_and_store_nothing(h: Harness) {
+    h.post(
+        "/flights",
+        &ua123(json!([{"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}])),
+    )
+    .await;
+    for minute in 10..16 {
+        let (status, r) = h
+            .post(
+                "/notifications",
+                &delay(&format!("2037-12-01T10:{minute}:00-08:00")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{r}");
+    }
+    // The SMS shows minutes: the same minute again is the latest alert, not a new one.
+    let (status, _) = h
+        .post("/notifications", &delay("2037-12-01T10:15:30-08:00"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A seventh alert in 24 hours is refused, with when to come back.
+    let response = h
+        .request(Method::POST, "/notifications")
+        .json(&delay("2037-12-01T10:16:00-08:00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 23 * 3600, "{retry_after}");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        "https://flightwatch.dev/problems/limit-reached"
+    );
+    assert_eq!(h.count("alerts").await, 6);
+
+    // A flight that left days ago is past alerting.
+    let (status, r) = h
+        .post(
+            "/flights",
+            &json!({"flightNumber": "BA1", "origin": "LHR", "destination": "JFK",
+                    "scheduledDeparture": "2025-01-10T09:00:00Z",
+                    "scheduledArrival": "2025-01-10T17:00:00Z",
+                    "passengers": [{"name": "Ada", "email": "ada@example.com", "phone": "+14155550100"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    let (status, problem) = h
+        .post(
+            "/notifications",
+            &json!({"flightNumber": "BA1", "departureDate": "2025-01-10", "event": "CANCELLED"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(h.count("alerts").await, 6);
+
+    // A flight holds 1000 passengers, across merges.
+    let thousand: Vec<Value> = (0..1000)
+        .map(|i| json!({"name": format!("P {i}"), "email": "p@example.com", "phone": format!("+1415666{i:04}")}))
+        .collect();
+    let mut flight = ua123(json!(thousand));
+    flight["flightNumber"] = json!("UA9");
+    let (status, r) = h.post("/flights", &flight).await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    flight["passengers"] =
+        json!([{"name": "One more", "email": "m@example.com", "phone": "+14157770000"}]);
+    let (status, problem) = h.post("/flights", &flight).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        h.count("passengers").await,
+        1002,
+        "UA123's one, BA1's one and UA9's thousand"
+    );
+}
+
 /// Every flow runs on both databases: MySQL as in AWS, SQLite as `scripts/dev.sh` runs by default.
 macro_rules! on_both_databases {
     ($($name:ident),*) => {
@@ -547,5 +627,6 @@ on_both_databases!(
     alerts_page_through_with_an_opaque_cursor,
     bad_input_gets_a_problem_and_stores_nothing,
     every_api_call_needs_the_api_key,
-    a_body_over_the_limit_is_a_413_and_stores_nothing
+    a_body_over_the_limit_is_a_413_and_stores_nothing,
+    spend_limits_refuse_with_409_and_429_and_store_nothing
 );

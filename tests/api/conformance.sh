@@ -62,12 +62,12 @@ fw_log "starting $bin on $base (SQLite in $tmp/data)"
 pid=$!
 fw_wait_http "$base/health" 60 "$pid"
 
-# The flight of openapi.yaml's examples (UA123-2026-12-01), so that the example requests of
+# The flight of openapi.yaml's examples (UA123-2037-12-01), so that the example requests of
 # GET /flights/{flightId} and POST /notifications find it.
 status=$(curl -sS -o "$tmp/register.json" -w '%{http_code}' "$base/flights" \
   -H "x-api-key: $api_key" -H 'content-type: application/json' -d '{
   "flightNumber": "UA123", "origin": "SFO", "destination": "JFK",
-  "scheduledDeparture": "2026-12-01T08:05:00-08:00", "scheduledArrival": "2026-12-01T16:40:00-05:00",
+  "scheduledDeparture": "2037-12-01T08:05:00-08:00", "scheduledArrival": "2037-12-01T16:40:00-05:00",
   "passengers": [{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550100"}]}')
 if [[ "$status" != 201 ]]; then
   fw_log "registering the example flight answered $status: $(cat "$tmp/register.json")"

@@ -65,6 +65,7 @@ FUNCTION_ENV = {
         "FLIGHTWATCH_CONFIG_BUCKET",
         "FLIGHTWATCH_CONFIG_KEY",
         "FLIGHTWATCH_ALERTS_TOPIC_ARN",
+        "FLIGHTWATCH_ALERTS_PER_FLIGHT_PER_DAY",
         "RUST_LOG",
     },
     "SmsLambdaFunction": {

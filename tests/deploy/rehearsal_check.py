@@ -35,8 +35,8 @@ def stacks():
 infra, functions = f"flightwatch-{stage}-infra", f"flightwatch-{stage}"
 sqs = boto3.client("sqs", **aws)
 DEAD = {"version": 1, "alertId": "019ac0a0-0000-7000-8000-0000000000dd",
-        "flight": {"flightNumber": "UA123", "departureDate": "2026-12-01", "origin": "SFO",
-                   "destination": "JFK", "scheduledDeparture": "2026-12-01T08:05:00-08:00"},
+        "flight": {"flightNumber": "UA123", "departureDate": "2037-12-01", "origin": "SFO",
+                   "destination": "JFK", "scheduledDeparture": "2037-12-01T08:05:00-08:00"},
         "event": "CANCELLED", "part": 1, "parts": 1, "attempt": 3, "recipients": ["+14155550100"]}
 
 

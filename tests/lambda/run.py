@@ -175,7 +175,7 @@ def main():
 
         status, flight, raw = http("flights", "register-flight.json")
         check("flights: POST /dev/flights registers UA123 (201)",
-              status == 201 and flight and flight["flightId"] == "UA123-2026-12-01", raw)
+              status == 201 and flight and flight["flightId"] == "UA123-2037-12-01", raw)
         status, details, raw = http("flights", "get-flight.json")
         check("flights: GET /dev/flights/{flightId} returns masked contacts",
               status == 200 and details["passengers"][0]["phone"] == "+1415•••0100"

@@ -64,6 +64,7 @@ impl Harness {
             dead_letters: dir.join("dead-letters.jsonl"),
             relay_every: Duration::from_millis(200),
             policy: Default::default(),
+            limits: Default::default(),
             sns,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -14,7 +14,7 @@ use flightwatch_domain::flight::{parse_date, parse_time};
 use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_domain::{
     Alert, AlertQuery, EventKind, FlightEvent, FlightKey, FlightNumber, Notification, Publication,
-    Reason,
+    Reason, SpendLimits,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,7 @@ use crate::wire;
 pub struct AlertsState {
     pub store: Arc<dyn AlertStore>,
     pub bus: Arc<dyn AlertBus>,
+    pub limits: SpendLimits,
 }
 
 pub fn router(state: AlertsState) -> Router {
@@ -161,6 +162,7 @@ async fn notify(
         state.bus.as_ref(),
         &notification,
         idempotency.as_ref(),
+        notify::Limits::now(state.limits),
     )
     .await
     .map_err(|e| match e {
@@ -171,6 +173,7 @@ async fn notify(
             f.into_error()
         }
         NotifyError::KeyReused => ApiError::KeyReused,
+        NotifyError::Refused(refusal) => refusal.into(),
         NotifyError::Store(e) => e.into(),
     })?;
     span.record("alert_id", tracing::field::display(notified.alert.id));

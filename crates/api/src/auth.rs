@@ -89,10 +89,10 @@ mod tests {
             path: "/flights/{flightId}".into(),
             needs_key: true,
         };
-        assert!(op.matches(&Method::GET, "/flights/UA123-2026-12-01"));
+        assert!(op.matches(&Method::GET, "/flights/UA123-2037-12-01"));
         assert!(!op.matches(&Method::GET, "/flights"));
         assert!(!op.matches(&Method::GET, "/flights/"));
         assert!(!op.matches(&Method::GET, "/flights/a/b"));
-        assert!(!op.matches(&Method::POST, "/flights/UA123-2026-12-01"));
+        assert!(!op.matches(&Method::POST, "/flights/UA123-2037-12-01"));
     }
 }

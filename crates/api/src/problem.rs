@@ -36,6 +36,16 @@ pub enum ApiError {
         crate::body::MAX_BODY_BYTES
     )]
     TooLarge,
+    /// 409: the request is well formed but the state of the flight refuses it (it would hold
+    /// too many passengers, it departed long ago).
+    #[error("{0}")]
+    Conflict(String),
+    /// 429 with `Retry-After`: a spend limit that lifts with time (alerts per flight per day).
+    #[error("{detail}")]
+    TooMany {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     /// 422: an Idempotency-Key reused with a different request.
     #[error("this Idempotency-Key was already used with a different request; use a new key for a new request")]
     KeyReused,
@@ -73,6 +83,8 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,6 +98,8 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::TooLarge => "too-large",
             Self::KeyReused => "idempotency-key-reused",
+            Self::Conflict(_) => "conflict",
+            Self::TooMany { .. } => "limit-reached",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -94,6 +108,29 @@ impl ApiError {
 
 /// Seconds a caller should wait before retrying a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+impl From<flightwatch_domain::ports::RegisterError> for ApiError {
+    fn from(e: flightwatch_domain::ports::RegisterError) -> Self {
+        use flightwatch_domain::ports::RegisterError;
+        match e {
+            RegisterError::Full { .. } => Self::Conflict(e.to_string()),
+            RegisterError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<flightwatch_domain::Refusal> for ApiError {
+    fn from(e: flightwatch_domain::Refusal) -> Self {
+        use flightwatch_domain::Refusal;
+        match e {
+            Refusal::TooManyAlerts { retry_after, .. } => Self::TooMany {
+                detail: e.to_string(),
+                retry_after,
+            },
+            Refusal::Departed { .. } => Self::Conflict(e.to_string()),
+        }
+    }
+}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -141,10 +178,15 @@ impl IntoResponse for ApiError {
             json,
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match &self {
+            Self::Unavailable(_) => Some(u64::from(RETRY_AFTER_SECONDS)),
+            Self::TooMany { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+                .insert(header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -191,6 +233,26 @@ mod tests {
             !body.to_string().contains("denied"),
             "the cause stays in the log"
         );
+    }
+
+    #[tokio::test]
+    async fn a_spend_limit_is_a_429_with_its_own_retry_after_and_a_departed_flight_a_409() {
+        let too_many = flightwatch_domain::Refusal::TooManyAlerts {
+            limit: 6,
+            retry_after: std::time::Duration::from_secs(3600),
+        };
+        let (status, retry, body) = answer(too_many.into()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry.as_deref(), Some("3600"));
+        assert_eq!(
+            body["type"],
+            "https://flightwatch.dev/problems/limit-reached"
+        );
+        let departed = flightwatch_domain::Refusal::Departed {
+            departed: chrono::DateTime::parse_from_rfc3339("2037-12-01T08:00:00Z").unwrap(),
+        };
+        let (status, retry, _) = answer(departed.into()).await;
+        assert_eq!((status, retry), (StatusCode::CONFLICT, None));
     }
 
     #[tokio::test]

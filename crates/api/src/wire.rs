@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 
-/// `2026-12-01T08:05:00-08:00`: the instant in the offset it was given in.
+/// `2037-12-01T08:05:00-08:00`: the instant in the offset it was given in.
 pub(crate) fn local_time(t: DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }

@@ -15,14 +15,14 @@ pub mod notify;
 pub mod relay;
 
 use flightwatch_domain::flight::FlightSummary;
-use flightwatch_domain::ports::{AlertListing, FlightStore, Registered, StoreError};
+use flightwatch_domain::ports::{AlertListing, FlightStore, RegisterError, Registered, StoreError};
 use flightwatch_domain::{Alert, AlertQuery, FlightKey, FlightRegistration, Passenger};
 
-/// Registers a flight, or merges it into the registered one.
+/// Registers a flight, or merges it into the registered one (unless that overfills it).
 pub async fn register(
     store: &dyn FlightStore,
     registration: &FlightRegistration,
-) -> Result<Registered, StoreError> {
+) -> Result<Registered, RegisterError> {
     store.register(registration).await
 }
 

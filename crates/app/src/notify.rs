@@ -2,11 +2,14 @@
 //! state and an outbox entry, in one transaction) and put on the bus right away; if that fails,
 //! the relay publishes it later.
 
+use chrono::{DateTime, Utc};
 use flightwatch_domain::event::EventError;
 use flightwatch_domain::ports::{
     AlertBus, Idempotency, Notifications, Outbox, Recorded, StoreError,
 };
-use flightwatch_domain::{Alert, AlertId, FlightKey, Notification, Publication};
+use flightwatch_domain::{
+    Alert, AlertId, FlightKey, Notification, Publication, Refusal, SpendLimits,
+};
 
 use crate::relay;
 
@@ -29,19 +32,40 @@ pub enum NotifyError {
     /// The idempotency key was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     KeyReused,
+    /// A spend limit: too many alerts for the flight today, or the flight long gone.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Records the event as an alert unless it repeats the flight's latest one, and publishes it.
-/// A key already seen is answered as the first request was, whatever has changed since (the
-/// flight's schedule, say), and a reused key is refused before anything else is looked at.
+/// What a notification is checked against: the spend limits, at a moment.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub spend: SpendLimits,
+    pub now: DateTime<Utc>,
+}
+
+impl Limits {
+    pub fn now(spend: SpendLimits) -> Self {
+        Self {
+            spend,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// Records the event as an alert unless it repeats the flight's latest one or breaks a spend
+/// limit, and publishes it. A key already seen is answered as the first request was, whatever
+/// has changed since (the flight's schedule, say), and a reused key is refused before anything
+/// else is looked at.
 pub async fn notify(
     store: &dyn Notifications,
     outbox: &dyn Outbox,
     bus: &dyn AlertBus,
     notification: &Notification,
     idempotency: Option<&Idempotency>,
+    limits: Limits,
 ) -> Result<Notified, NotifyError> {
     let earlier = match idempotency {
         Some(idem) => store.replay(idem).await?,
@@ -55,8 +79,9 @@ pub async fn notify(
                 .await?
                 .ok_or_else(|| NotifyError::UnknownFlight(notification.flight.clone()))?;
             notification.check(&schedule)?;
+            notification.check_not_departed(&schedule, limits.now)?;
             store
-                .record(AlertId::new(), notification, idempotency)
+                .record(AlertId::new(), notification, idempotency, &limits.spend)
                 .await?
         }
     };
@@ -65,6 +90,7 @@ pub async fn notify(
         Recorded::Duplicate(alert) => (alert, false),
         Recorded::Replayed { alert, created } => (alert, created),
         Recorded::KeyReused => return Err(NotifyError::KeyReused),
+        Recorded::Refused(refusal) => return Err(refusal.into()),
     };
     if created && alert.publication == Publication::Pending {
         // The alert is committed with its outbox entry: if this fails, the relay publishes it.

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flightwatch_app::notify::{notify, NotifyError};
+use flightwatch_app::notify::{notify, Limits, NotifyError};
 use flightwatch_app::{idempotency, list, relay};
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
@@ -16,8 +16,16 @@ use flightwatch_domain::ports::{
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, AlertQuery, FlightEvent, FlightKey, FlightNumber,
-    FlightSchedule, Notification, PhoneNumber, Publication,
+    FlightSchedule, Notification, PhoneNumber, Publication, Refusal, SpendLimits,
 };
+
+/// The default limits, a few days before the flights these tests report on.
+fn limits() -> Limits {
+    Limits {
+        spend: SpendLimits::default(),
+        now: parse_time("2026-11-27T12:00:00Z").unwrap().to_utc(),
+    }
+}
 
 /// Alerts in memory: enough of the alert store for the use cases' decisions.
 #[derive(Default)]
@@ -44,8 +52,20 @@ impl Notifications for FakeAlerts {
         id: AlertId,
         n: &Notification,
         idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
     ) -> Result<Recorded, StoreError> {
         let mut alerts = self.alerts.lock().unwrap();
+        let now = chrono::Utc::now();
+        let recent: Vec<_> = alerts
+            .iter()
+            .filter(|(a, _)| {
+                a.flight_number == n.flight.number && a.departure_date == n.flight.date
+            })
+            .map(|(a, _)| a.created_at)
+            .collect();
+        if let Err(refusal) = limits.check_rate(now, &recent) {
+            return Ok(Recorded::Refused(refusal));
+        }
         let alert = Alert {
             seq: alerts.len() as i64 + 1,
             id,
@@ -56,7 +76,7 @@ impl Notifications for FakeAlerts {
             estimated_departure: n.event.estimated_departure(),
             recipients: 2,
             publication: Publication::Pending,
-            created_at: chrono::Utc::now(),
+            created_at: now,
         };
         alerts.push((alert.clone(), idempotency.cloned()));
         Ok(Recorded::Created(alert))
@@ -213,6 +233,7 @@ async fn a_new_alert_is_published_at_once() {
         &bus,
         &delayed_to("2026-12-01T10:30:00-08:00"),
         None,
+        limits(),
     )
     .await
     .unwrap();
@@ -236,6 +257,7 @@ async fn an_alert_the_bus_refuses_is_accepted_and_left_pending_for_the_relay() {
         &bus,
         &delayed_to("2026-12-01T10:30:00-08:00"),
         None,
+        limits(),
     )
     .await
     .unwrap();
@@ -252,6 +274,7 @@ async fn an_unknown_flight_and_a_delay_that_is_no_delay_are_refused_before_recor
         &bus,
         &delayed_to("2026-12-01T10:30:00-08:00"),
         None,
+        limits(),
     )
     .await;
     assert!(matches!(e, Err(NotifyError::UnknownFlight(_))), "{e:?}");
@@ -262,6 +285,7 @@ async fn an_unknown_flight_and_a_delay_that_is_no_delay_are_refused_before_recor
         &bus,
         &delayed_to("2026-12-01T08:00:00-08:00"),
         None,
+        limits(),
     )
     .await;
     assert!(matches!(e, Err(NotifyError::Contradicts(_))), "{e:?}");
@@ -273,17 +297,17 @@ async fn a_key_is_replayed_with_its_first_answer_and_refused_for_another_request
     let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
     let first = delayed_to("2026-12-01T10:30:00-08:00");
     let key = idempotency::for_notification("k1".into(), &first);
-    let a = notify(&store, &store, &bus, &first, Some(&key))
+    let a = notify(&store, &store, &bus, &first, Some(&key), limits())
         .await
         .unwrap();
-    let b = notify(&store, &store, &bus, &first, Some(&key))
+    let b = notify(&store, &store, &bus, &first, Some(&key), limits())
         .await
         .unwrap();
     assert_eq!(a.alert.id, b.alert.id);
     assert_eq!(bus.published.lock().unwrap().len(), 1, "texted once");
     let other = delayed_to("2026-12-01T11:00:00-08:00");
     let reused = idempotency::for_notification("k1".into(), &other);
-    let e = notify(&store, &store, &bus, &other, Some(&reused)).await;
+    let e = notify(&store, &store, &bus, &other, Some(&reused), limits()).await;
     assert!(matches!(e, Err(NotifyError::KeyReused)), "{e:?}");
 }
 
@@ -292,7 +316,9 @@ async fn alerts_are_listed_a_page_at_a_time() {
     let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
     for t in ["10:30", "11:00", "11:30"] {
         let n = delayed_to(&format!("2026-12-01T{t}:00-08:00"));
-        notify(&store, &store, &bus, &n, None).await.unwrap();
+        notify(&store, &store, &bus, &n, None, limits())
+            .await
+            .unwrap();
     }
     let query = AlertQuery {
         limit: 2,
@@ -321,7 +347,9 @@ async fn the_relay_sets_aside_what_it_cannot_read_and_housekeeping_never_stops_i
     };
     for t in ["10:30", "11:00"] {
         let n = delayed_to(&format!("2026-12-01T{t}:00-08:00"));
-        notify(&store, &store, &down, &n, None).await.unwrap();
+        notify(&store, &store, &down, &n, None, limits())
+            .await
+            .unwrap();
     }
     store.unreadable.lock().unwrap().push(1);
     let bus = FakeBus::default();
@@ -330,4 +358,50 @@ async fn the_relay_sets_aside_what_it_cannot_read_and_housekeeping_never_stops_i
         .unwrap();
     assert_eq!((report.published, report.set_aside), (1, 1));
     assert_eq!(*store.set_aside.lock().unwrap(), [1]);
+}
+
+#[tokio::test]
+async fn a_flight_gone_for_a_day_is_refused_before_recording() {
+    let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
+    let cancelled = Notification {
+        event: FlightEvent::Cancelled,
+        ..delayed_to("2026-12-01T10:30:00-08:00")
+    };
+    let two_days_later = Limits {
+        now: parse_time("2026-12-03T12:00:00Z").unwrap().to_utc(),
+        ..limits()
+    };
+    let e = notify(&store, &store, &bus, &cancelled, None, two_days_later).await;
+    assert!(
+        matches!(e, Err(NotifyError::Refused(Refusal::Departed { .. }))),
+        "{e:?}"
+    );
+    assert!(store.alerts.lock().unwrap().is_empty());
+    assert!(bus.published.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn alerts_past_the_daily_limit_are_refused_with_when_to_retry() {
+    let (store, bus) = (FakeAlerts::with_flight(), FakeBus::default());
+    let two_a_day = Limits {
+        spend: SpendLimits { alerts_per_day: 2 },
+        ..limits()
+    };
+    for t in ["10:30", "11:00"] {
+        let n = delayed_to(&format!("2026-12-01T{t}:00-08:00"));
+        notify(&store, &store, &bus, &n, None, two_a_day)
+            .await
+            .unwrap();
+    }
+    let third = delayed_to("2026-12-01T11:30:00-08:00");
+    let e = notify(&store, &store, &bus, &third, None, two_a_day).await;
+    let Err(NotifyError::Refused(Refusal::TooManyAlerts { limit, retry_after })) = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(limit, 2);
+    assert!(
+        retry_after > Duration::from_secs(23 * 3600),
+        "{retry_after:?}"
+    );
+    assert_eq!(bus.published.lock().unwrap().len(), 2);
 }

@@ -106,6 +106,8 @@ impl FlightsSettings {
 pub struct AlertsSettings {
     pub database: ConfigSource,
     pub alerts_topic: TopicArn,
+    /// `None`: the domain's default.
+    pub alerts_per_flight_per_day: Option<u32>,
 }
 
 impl AlertsSettings {
@@ -113,8 +115,26 @@ impl AlertsSettings {
         Ok(Self {
             database: ConfigSource::from_env()?,
             alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
+            alerts_per_flight_per_day: alerts_per_flight_per_day()?,
         })
     }
+}
+
+/// `FLIGHTWATCH_ALERTS_PER_FLIGHT_PER_DAY`: how many alerts (each texting every passenger) one
+/// flight may have in 24 hours, 1 to 100; read by the alerts function and the local stack.
+pub fn alerts_per_flight_per_day() -> Result<Option<u32>, ConfigError> {
+    const KEY: &str = "FLIGHTWATCH_ALERTS_PER_FLIGHT_PER_DAY";
+    optional_env(KEY)
+        .map(|v| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    key: KEY,
+                    why: "must be a whole number from 1 to 100".into(),
+                })
+        })
+        .transpose()
 }
 
 /// The sms function.

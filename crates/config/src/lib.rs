@@ -5,7 +5,9 @@
 
 mod functions;
 
-pub use functions::{AlertsSettings, ConfigSource, FlightsSettings, SmsSettings, TopicArn};
+pub use functions::{
+    alerts_per_flight_per_day, AlertsSettings, ConfigSource, FlightsSettings, SmsSettings, TopicArn,
+};
 
 use std::collections::HashMap;
 use std::str::FromStr;

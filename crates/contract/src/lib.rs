@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use flightwatch_app::relay as publish;
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
-    AlertBus, AlertStore, BusError, Claimed, FlightStore, Idempotency, Recorded,
+    AlertBus, AlertStore, BusError, Claimed, FlightStore, Idempotency, Recorded, RegisterError,
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, AlertQuery, Email, EventKind, FlightEvent,
     FlightKey, FlightNumber, FlightRegistration, Notification, Passenger, PassengerName,
-    PhoneNumber, Publication, Reason, SmsText,
+    PhoneNumber, Publication, Reason, Refusal, SmsText, SpendLimits,
 };
 use flightwatch_store::{Arg, Dialect};
 
@@ -140,10 +140,19 @@ macro_rules! for_each_contract {
             an_unreadable_outbox_row_is_set_aside_and_the_others_published,
             what_an_alert_says_is_fixed_when_it_is_recorded,
             the_extreme_times_the_api_accepts_are_stored_alike,
-            times_keep_their_instant_and_offset
+            times_keep_their_instant_and_offset,
+            a_new_time_in_the_same_minute_is_the_same_event,
+            alerts_past_the_daily_limit_are_refused_and_record_nothing,
+            concurrent_events_never_pass_the_daily_limit,
+            a_flight_holds_at_most_a_thousand_passengers_across_merges
         );
     };
 }
+
+/// The limits production starts with.
+pub const LIMITS: SpendLimits = SpendLimits {
+    alerts_per_day: SpendLimits::DEFAULT_ALERTS_PER_DAY,
+};
 
 /// The relay's time budget in these tests: ample for a handful of alerts.
 const SECOND: Duration = Duration::from_secs(1);
@@ -304,7 +313,7 @@ pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &B
     );
     let alert = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -335,13 +344,13 @@ pub async fn an_identical_event_is_issued_once(b: &Backend) {
     with_passengers(b, 1).await;
     let first = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
     match b
         .alerts
-        .record(AlertId::new(), &delayed_to("10:30"), None)
+        .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
         .await
         .unwrap()
     {
@@ -350,19 +359,19 @@ pub async fn an_identical_event_is_issued_once(b: &Backend) {
     }
     created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("11:00"), None)
+            .record(AlertId::new(), &delayed_to("11:00"), None, &LIMITS)
             .await
             .unwrap(),
     );
     created(
         b.alerts
-            .record(AlertId::new(), &cancelled(), None)
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
             .await
             .unwrap(),
     );
     assert!(matches!(
         b.alerts
-            .record(AlertId::new(), &cancelled(), None)
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
             .await
             .unwrap(),
         Recorded::Duplicate(_)
@@ -374,26 +383,26 @@ pub async fn an_event_that_undoes_a_later_one_is_issued_again(b: &Backend) {
     with_passengers(b, 1).await;
     created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
     created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("11:00"), None)
+            .record(AlertId::new(), &delayed_to("11:00"), None, &LIMITS)
             .await
             .unwrap(),
     );
     // Back to 10:30: passengers who were told 11:00 must hear of it.
     let back = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
     match b
         .alerts
-        .record(AlertId::new(), &delayed_to("10:30"), None)
+        .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
         .await
         .unwrap()
     {
@@ -412,7 +421,7 @@ pub async fn a_key_is_replayed_before_anything_else(b: &Backend) {
     assert_eq!(b.alerts.replay(&idem).await.unwrap(), None, "a new key");
     let first = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem), &LIMITS)
             .await
             .unwrap(),
     );
@@ -441,7 +450,7 @@ pub async fn old_keys_are_forgotten_and_their_alerts_kept(b: &Backend) {
     };
     created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem), &LIMITS)
             .await
             .unwrap(),
     );
@@ -472,13 +481,13 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
     };
     let first = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+            .record(AlertId::new(), &delayed_to("10:30"), Some(&idem), &LIMITS)
             .await
             .unwrap(),
     );
     match b
         .alerts
-        .record(AlertId::new(), &delayed_to("10:30"), Some(&idem))
+        .record(AlertId::new(), &delayed_to("10:30"), Some(&idem), &LIMITS)
         .await
         .unwrap()
     {
@@ -494,7 +503,12 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
     };
     assert_eq!(
         b.alerts
-            .record(AlertId::new(), &delayed_to("11:00"), Some(&other_body))
+            .record(
+                AlertId::new(),
+                &delayed_to("11:00"),
+                Some(&other_body),
+                &LIMITS
+            )
             .await
             .unwrap(),
         Recorded::KeyReused
@@ -506,7 +520,7 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
     };
     match b
         .alerts
-        .record(AlertId::new(), &delayed_to("10:30"), Some(&upper))
+        .record(AlertId::new(), &delayed_to("10:30"), Some(&upper), &LIMITS)
         .await
         .unwrap()
     {
@@ -516,7 +530,7 @@ pub async fn an_idempotency_key_replays_its_first_answer(b: &Backend) {
     // Replaying that key answers as a duplicate did: 200, not 202.
     match b
         .alerts
-        .record(AlertId::new(), &delayed_to("10:30"), Some(&upper))
+        .record(AlertId::new(), &delayed_to("10:30"), Some(&upper), &LIMITS)
         .await
         .unwrap()
     {
@@ -533,9 +547,10 @@ pub async fn concurrent_requests_with_one_key_record_one_alert(b: &Backend) {
         fingerprint: "a".repeat(64),
     };
     let n = delayed_to("10:30");
-    let results =
-        futures::future::join_all((0..6).map(|_| b.alerts.record(AlertId::new(), &n, Some(&idem))))
-            .await;
+    let results = futures::future::join_all(
+        (0..6).map(|_| b.alerts.record(AlertId::new(), &n, Some(&idem), &LIMITS)),
+    )
+    .await;
     let mut ids = Vec::new();
     let mut created_count = 0;
     for r in results {
@@ -545,7 +560,7 @@ pub async fn concurrent_requests_with_one_key_record_one_alert(b: &Backend) {
                 ids.push(a.id);
             }
             Recorded::Replayed { alert, .. } | Recorded::Duplicate(alert) => ids.push(alert.id),
-            Recorded::KeyReused => panic!("same body, same key"),
+            Recorded::KeyReused | Recorded::Refused(_) => panic!("same body, same key"),
         }
     }
     assert_eq!(created_count, 1);
@@ -557,8 +572,10 @@ pub async fn concurrent_requests_with_one_key_record_one_alert(b: &Backend) {
 pub async fn concurrent_identical_events_without_keys_record_one_alert(b: &Backend) {
     with_passengers(b, 1).await;
     let n = delayed_to("10:30");
-    let results =
-        futures::future::join_all((0..6).map(|_| b.alerts.record(AlertId::new(), &n, None))).await;
+    let results = futures::future::join_all(
+        (0..6).map(|_| b.alerts.record(AlertId::new(), &n, None, &LIMITS)),
+    )
+    .await;
     let created_count = results
         .into_iter()
         .filter(|r| matches!(r, Ok(Recorded::Created(_))))
@@ -569,10 +586,20 @@ pub async fn concurrent_identical_events_without_keys_record_one_alert(b: &Backe
 
 pub async fn alerts_page_newest_first_and_stay_stable_under_inserts(b: &Backend) {
     with_passengers(b, 1).await;
+    // More alerts than one flight may have in a day: this is about paging, not limits.
+    const PAGING: SpendLimits = SpendLimits { alerts_per_day: 50 };
     let mut ids = Vec::new();
     for minute in 10..17 {
         let n = delayed_to(&format!("10:{minute}"));
-        ids.push(created(b.alerts.record(AlertId::new(), &n, None).await.unwrap()).id);
+        ids.push(
+            created(
+                b.alerts
+                    .record(AlertId::new(), &n, None, &PAGING)
+                    .await
+                    .unwrap(),
+            )
+            .id,
+        );
     }
     ids.reverse();
     let page = |before_seq| AlertQuery {
@@ -585,7 +612,7 @@ pub async fn alerts_page_newest_first_and_stay_stable_under_inserts(b: &Backend)
     // A new alert arriving between pages does not shift the next page.
     created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("12:00"), None)
+            .record(AlertId::new(), &delayed_to("12:00"), None, &PAGING)
             .await
             .unwrap(),
     );
@@ -599,14 +626,14 @@ pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
     with_passengers(b, 1).await;
     let delay = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
     let cancel = created(
         b.alerts
-            .record(AlertId::new(), &cancelled(), None)
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -665,7 +692,7 @@ pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Back
     with_passengers(b, 1).await;
     let alert = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -720,7 +747,7 @@ pub async fn publication_progress_never_goes_back(b: &Backend) {
     with_passengers(b, 1).await;
     let alert = created(
         b.alerts
-            .record(AlertId::new(), &cancelled(), None)
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -775,7 +802,7 @@ pub async fn a_failed_publish_stays_pending_until_the_relay_publishes_it(b: &Bac
     };
     let alert = created(
         b.alerts
-            .record(AlertId::new(), &cancelled(), None)
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -823,7 +850,7 @@ pub async fn a_big_alert_resumes_after_the_parts_already_published(b: &Backend) 
     };
     let alert = created(
         b.alerts
-            .record(AlertId::new(), &cancelled(), None)
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -876,7 +903,12 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
         },
         reason: None,
     };
-    let alert = created(b.alerts.record(AlertId::new(), &n, None).await.unwrap());
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &n, None, &LIMITS)
+            .await
+            .unwrap(),
+    );
     let listed = b
         .alerts
         .list(&AlertQuery {
@@ -902,7 +934,15 @@ pub async fn an_unreadable_outbox_row_is_set_aside_and_the_others_published(b: &
     with_passengers(b, 2).await;
     let mut ids = Vec::new();
     for n in [delayed_to("10:30"), delayed_to("11:00"), cancelled()] {
-        ids.push(created(b.alerts.record(AlertId::new(), &n, None).await.unwrap()).id);
+        ids.push(
+            created(
+                b.alerts
+                    .record(AlertId::new(), &n, None, &LIMITS)
+                    .await
+                    .unwrap(),
+            )
+            .id,
+        );
     }
     b.probe.corrupt_alert(ids[0]).await;
     let bus = FlakyBus::default();
@@ -948,7 +988,7 @@ pub async fn what_an_alert_says_is_fixed_when_it_is_recorded(b: &Backend) {
     with_passengers(b, 2).await;
     let alert = created(
         b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None)
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
             .await
             .unwrap(),
     );
@@ -1006,6 +1046,134 @@ pub async fn the_extreme_times_the_api_accepts_are_stored_alike(b: &Backend) {
         },
         reason: None,
     };
-    let alert = created(b.alerts.record(AlertId::new(), &n, None).await.unwrap());
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &n, None, &LIMITS)
+            .await
+            .unwrap(),
+    );
     assert_eq!(alert.estimated_departure, n.event.estimated_departure());
+}
+
+pub async fn a_new_time_in_the_same_minute_is_the_same_event(b: &Backend) {
+    with_passengers(b, 1).await;
+    let first = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
+            .await
+            .unwrap(),
+    );
+    // The SMS shows minutes: 10:30:59 reads exactly like 10:30.
+    let same_minute = Notification {
+        event: FlightEvent::Delayed {
+            estimated_departure: parse_time("2026-12-01T10:30:59-08:00").unwrap(),
+        },
+        ..delayed_to("10:30")
+    };
+    match b
+        .alerts
+        .record(AlertId::new(), &same_minute, None, &LIMITS)
+        .await
+        .unwrap()
+    {
+        Recorded::Duplicate(a) => assert_eq!(a.id, first.id),
+        other => panic!("expected the existing alert, got {other:?}"),
+    }
+    created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:31"), None, &LIMITS)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(b.probe.count("alerts").await, 2);
+}
+
+pub async fn alerts_past_the_daily_limit_are_refused_and_record_nothing(b: &Backend) {
+    with_passengers(b, 2).await;
+    let two = SpendLimits { alerts_per_day: 2 };
+    for t in ["10:30", "11:00"] {
+        created(
+            b.alerts
+                .record(AlertId::new(), &delayed_to(t), None, &two)
+                .await
+                .unwrap(),
+        );
+    }
+    let idem = Idempotency {
+        key: "third".into(),
+        fingerprint: "c".repeat(64),
+    };
+    match b
+        .alerts
+        .record(AlertId::new(), &delayed_to("11:30"), Some(&idem), &two)
+        .await
+        .unwrap()
+    {
+        Recorded::Refused(Refusal::TooManyAlerts { limit, retry_after }) => {
+            assert_eq!(limit, 2);
+            assert!(
+                retry_after > Duration::from_secs(23 * 3600),
+                "{retry_after:?}"
+            );
+            assert!(
+                retry_after <= Duration::from_secs(24 * 3600 + 1),
+                "{retry_after:?}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(b.probe.count("alerts").await, 2);
+    assert_eq!(b.probe.count("alert_recipients").await, 4);
+    assert_eq!(
+        b.probe.count("idempotency_keys").await,
+        0,
+        "the key is free for the same request later"
+    );
+    // Repeating the latest event is still answered with it: a duplicate costs nothing.
+    assert!(matches!(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("11:00"), None, &two)
+            .await
+            .unwrap(),
+        Recorded::Duplicate(_)
+    ));
+}
+
+pub async fn concurrent_events_never_pass_the_daily_limit(b: &Backend) {
+    with_passengers(b, 1).await;
+    let three = SpendLimits { alerts_per_day: 3 };
+    let events: Vec<_> = (0..8).map(|m| delayed_to(&format!("11:{m:02}"))).collect();
+    let results = futures::future::join_all(
+        events
+            .iter()
+            .map(|n| b.alerts.record(AlertId::new(), n, None, &three)),
+    )
+    .await;
+    let (mut made, mut refused) = (0, 0);
+    for r in results {
+        match r.unwrap() {
+            Recorded::Created(_) => made += 1,
+            Recorded::Refused(Refusal::TooManyAlerts { .. }) => refused += 1,
+            other => panic!("distinct events: {other:?}"),
+        }
+    }
+    assert_eq!((made, refused), (3, 5));
+    assert_eq!(b.probe.count("alerts").await, 3);
+}
+
+pub async fn a_flight_holds_at_most_a_thousand_passengers_across_merges(b: &Backend) {
+    let batch = |from: u32, to: u32| {
+        registration((from..=to).map(|i| passenger(i, "p@example.com")).collect())
+    };
+    b.flights.register(&batch(1, 600)).await.unwrap();
+    let marks = b.probe.modification_marks().await;
+    match b.flights.register(&batch(401, 1200)).await {
+        Err(RegisterError::Full { would_hold, max }) => assert_eq!((would_hold, max), (1200, 1000)),
+        other => panic!("expected the flight to be full, got {other:?}"),
+    }
+    assert_eq!(b.probe.count("passengers").await, 600);
+    assert_eq!(b.probe.modification_marks().await, marks, "nothing changed");
+    // Passengers already on board count once: 400 of these are merges.
+    let full = b.flights.register(&batch(201, 1000)).await.unwrap();
+    assert_eq!(full.flight.passenger_count, 1000);
 }

@@ -70,15 +70,16 @@ impl FlightEvent {
         }
     }
 
-    /// What makes two events "the same event": the kind and the new time (as an instant).
-    /// A second identical report must not text the passengers again.
+    /// What makes two events "the same event": the kind and the new time (as an instant), to the
+    /// minute, since that is what the SMS shows. A second report that says the same must not text
+    /// the passengers again.
     pub fn dedup_key(&self) -> String {
         match self {
             Self::Delayed {
                 estimated_departure,
             } => format!(
                 "DELAYED@{}",
-                estimated_departure.to_utc().format("%Y-%m-%dT%H:%M:%SZ")
+                estimated_departure.to_utc().format("%Y-%m-%dT%H:%M:00Z")
             ),
             Self::Cancelled => "CANCELLED".to_owned(),
         }
@@ -214,6 +215,13 @@ mod tests {
         let b = delayed("2026-12-01T18:30:00Z").event.dedup_key();
         assert_eq!(a, b);
         assert_ne!(a, FlightEvent::Cancelled.dedup_key());
+    }
+
+    #[test]
+    fn a_new_time_in_the_same_minute_is_the_same_event() {
+        let a = delayed("2026-12-01T10:30:00-08:00").event.dedup_key();
+        assert_eq!(a, delayed("2026-12-01T10:30:59-08:00").event.dedup_key());
+        assert_ne!(a, delayed("2026-12-01T10:31:00-08:00").event.dedup_key());
     }
 
     #[test]

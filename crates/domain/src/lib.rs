@@ -6,6 +6,7 @@ pub mod alert;
 pub mod contact;
 pub mod event;
 pub mod flight;
+pub mod limits;
 pub mod message;
 pub mod ports;
 pub mod text;
@@ -17,6 +18,7 @@ pub use flight::{
     parse_date, AirportCode, DateError, DepartureDate, FlightIdError, FlightKey, FlightNumber,
     FlightRegistration, FlightSchedule, Passenger,
 };
+pub use limits::{Refusal, SpendLimits};
 pub use message::AlertMessage;
 pub use text::{Encoding, SmsText};
 

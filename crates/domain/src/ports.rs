@@ -12,6 +12,7 @@ use crate::alert::{Alert, AlertId, AlertQuery};
 use crate::contact::PhoneNumber;
 use crate::event::Notification;
 use crate::flight::{FlightKey, FlightRegistration, FlightSchedule, FlightSummary, Passenger};
+use crate::limits::{Refusal, SpendLimits};
 use crate::message::AlertMessage;
 
 /// Whether a storage failure may pass by itself. The adapter decides, since only it knows its
@@ -62,12 +63,23 @@ pub struct Registered {
     pub created: bool,
 }
 
+/// Why a registration was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The merge would take the flight over `FlightRegistration::MAX_PASSENGERS`; nothing changed.
+    #[error("the flight would hold {would_hold} passengers; a flight holds at most {max}")]
+    Full { would_hold: u32, max: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The flights function's store: flights and their passengers.
 #[async_trait]
 pub trait FlightStore: Send + Sync {
     /// Inserts the flight, or merges into the existing one: passengers are upserted by phone.
-    /// Re-registering an identical flight changes nothing.
-    async fn register(&self, flight: &FlightRegistration) -> Result<Registered, StoreError>;
+    /// Re-registering an identical flight changes nothing, and neither does a merge that would
+    /// take the flight over `FlightRegistration::MAX_PASSENGERS`.
+    async fn register(&self, flight: &FlightRegistration) -> Result<Registered, RegisterError>;
     async fn find(
         &self,
         key: &FlightKey,
@@ -93,6 +105,8 @@ pub enum Recorded {
     Replayed { alert: Alert, created: bool },
     /// The idempotency key was seen with a different request.
     KeyReused,
+    /// A new alert would break a spend limit: nothing was recorded, the key included.
+    Refused(Refusal),
 }
 
 /// An alert whose publication is due, with all it takes to publish it.
@@ -136,12 +150,15 @@ pub trait Notifications: Send + Sync {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError>;
 
     /// In one transaction: the alert, a recipient row per passenger of the flight now, and an
-    /// outbox entry; or the existing alert for a duplicate event or a replayed key.
+    /// outbox entry; or the existing alert for a duplicate event or a replayed key; or nothing
+    /// when a new alert would exceed `limits`. Alerts of one flight form a chain (each names the
+    /// one it follows, uniquely), so that concurrent requests cannot both pass the limits.
     async fn record(
         &self,
         id: AlertId,
         notification: &Notification,
         idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
     ) -> Result<Recorded, StoreError>;
 
     /// The answer already given for an idempotency key: `Replayed` for the same request,

@@ -46,6 +46,7 @@ pub struct Options {
     /// How often the outbox relay looks for alerts still pending.
     pub relay_every: Duration,
     pub policy: Policy,
+    pub limits: flightwatch_domain::SpendLimits,
     /// When set, the alerts bus and SMS go through SNS (moto, with `AWS_ENDPOINT_URL`).
     pub sns: Option<SnsOptions>,
 }
@@ -79,6 +80,10 @@ impl Options {
                 .into(),
             relay_every,
             policy: Policy::default(),
+            limits: flightwatch_domain::SpendLimits {
+                alerts_per_day: flightwatch_config::alerts_per_flight_per_day()?
+                    .unwrap_or(flightwatch_domain::SpendLimits::DEFAULT_ALERTS_PER_DAY),
+            },
             sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
                 alerts_topic_arn,
                 dead_letter_topic_arn: var("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN"),
@@ -220,6 +225,7 @@ pub async fn build(
         .merge(flightwatch_api::alerts::router(AlertsState {
             store: alerts.clone(),
             bus: bus.clone(),
+            limits: options.limits,
         }))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });
     let api = match &options.api_key {

@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{FlightStore, Idempotency, Notifications};
+use flightwatch_domain::ports::{FlightStore, Idempotency, Notifications, RegisterError};
 use flightwatch_domain::{
     AirportCode, AlertId, Email, FlightEvent, FlightNumber, FlightRegistration, Notification,
-    Passenger, PassengerName, PhoneNumber,
+    Passenger, PassengerName, PhoneNumber, SpendLimits,
 };
 use flightwatch_mysql::provision::FunctionPools;
 use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
@@ -37,7 +37,10 @@ async fn a_missing_grant_is_permanent(admin: MySqlPool) {
     // The alerts user may not write flights: the kind of fault that hid a broken relay.
     let wrong = MySqlFlightStore::new(users.alerts.clone());
     let e = wrong.register(&registration()).await.unwrap_err();
-    assert!(!e.is_transient(), "{e:?}");
+    assert!(
+        matches!(&e, RegisterError::Store(e) if !e.is_transient()),
+        "{e:?}"
+    );
     users.drop_users(&admin).await.unwrap();
 }
 
@@ -88,7 +91,12 @@ async fn a_lock_wait_timeout_is_transient(admin: MySqlPool) {
         fingerprint: "f".into(),
     };
     let e = MySqlAlertStore::new(impatient.clone())
-        .record(AlertId::new(), &notification, Some(&key))
+        .record(
+            AlertId::new(),
+            &notification,
+            Some(&key),
+            &SpendLimits::default(),
+        )
         .await
         .unwrap_err();
     assert!(e.is_transient(), "{e:?}");

@@ -11,7 +11,7 @@ use flightwatch_domain::ports::{
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
-    PhoneNumber, Publication, Reason,
+    PhoneNumber, Publication, Reason, SpendLimits,
 };
 use sqlx::Pool;
 
@@ -81,12 +81,16 @@ impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
         id: AlertId,
         notification: &Notification,
         idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
     ) -> Result<Recorded, StoreError> {
         // A concurrent identical event can win the insert between our check and our insert: the
         // second pass then finds it and answers with it.
         let mut attempt = 1;
         loop {
-            match self.record_once(id, notification, idempotency).await {
+            match self
+                .record_once(id, notification, idempotency, limits)
+                .await
+            {
                 Err(e) if attempt < crate::ATTEMPTS && DB::is_contention(&e) => attempt += 1,
                 other => return other.map_err(store_error::<DB>),
             }
@@ -274,6 +278,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         id: AlertId,
         n: &Notification,
         idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
     ) -> Result<Recorded, sqlx::Error> {
         let now = Utc::now();
         let mut tx = DB::begin_write(&self.pool).await?;
@@ -305,20 +310,23 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         }
         // A duplicate is an event identical to the flight's latest alert: the same report again.
         // The same event after a different one (10:30, then 11:00, then back to 10:30) is news.
+        // The latest alerts also tell whether one more fits in the day's limit.
         let dedup = n.event.dedup_key();
-        let latest = DB::fetch_all(
+        let recent = DB::fetch_all(
             &mut tx,
-            "SELECT seq, event_key FROM alerts WHERE flight_number = ? AND departure_date = ? \
-             ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, event_key, created_at FROM alerts \
+             WHERE flight_number = ? AND departure_date = ? ORDER BY seq DESC LIMIT ?",
             vec![
                 Arg::Text(n.flight.number.as_str()),
                 Arg::Date(n.flight.date),
+                Arg::Int(i64::from(limits.alerts_per_day.max(1))),
             ],
         )
-        .await?
-        .first()
-        .map(|r| Ok::<_, sqlx::Error>((DB::int(r, "seq")?, DB::text(r, "event_key")?)))
-        .transpose()?;
+        .await?;
+        let latest = recent
+            .first()
+            .map(|r| Ok::<_, sqlx::Error>((DB::int(r, "seq")?, DB::text(r, "event_key")?)))
+            .transpose()?;
         if let Some((seq, key)) = &latest {
             if key.split('#').next() == Some(dedup.as_str()) {
                 remember::<DB>(&mut tx, idempotency, *seq, false).await?;
@@ -327,9 +335,20 @@ impl<DB: Dialect> SqlAlertStore<DB> {
                 return Ok(Recorded::Duplicate(alert));
             }
         }
-        // Unique per flight with the alert it follows: of two identical reports racing past the
-        // check above, the second fails on the unique key and, retried, finds the first.
-        let event_key = format!("{dedup}#{}", latest.map_or(0, |(seq, _)| seq));
+        let created = recent
+            .iter()
+            .map(|r| stamp::<DB>(r, "created_at"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Err(refusal) = limits.check_rate(now, &created) {
+            // Rolled back: the key too, so the same request may come again once it fits.
+            tx.rollback().await?;
+            return Ok(Recorded::Refused(refusal));
+        }
+        // The alert this one follows, unique per flight: of two reports racing past the checks
+        // above, the second fails on the unique key and, retried, sees the first (a duplicate, or
+        // one more alert against the limit). Part of the event key too, for the same reason.
+        let follows = latest.map_or(0, |(seq, _)| seq);
+        let event_key = format!("{dedup}#{follows}");
         // The facts the SMS will state, as they are now, in this transaction.
         let flight = schedule::<DB>(&mut tx, &n.flight)
             .await?
@@ -347,8 +366,8 @@ impl<DB: Dialect> SqlAlertStore<DB> {
             &mut tx,
             "INSERT INTO alerts (alert_id, flight_number, departure_date, event, event_key, reason, \
              estimated_departure_utc, estimated_offset_min, recipients, created_at, origin, \
-             destination, scheduled_departure_utc, scheduled_offset_min) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+             destination, scheduled_departure_utc, scheduled_offset_min, follows_seq) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
             vec![
                 Arg::Text(&alert_id),
                 Arg::Text(n.flight.number.as_str()),
@@ -363,6 +382,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
                 Arg::Text(flight.destination.as_str()),
                 Arg::At(sched),
                 Arg::Int(sched_off),
+                Arg::Int(follows),
             ],
         )
         .await?

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use flightwatch_domain::flight::FlightSummary;
-use flightwatch_domain::ports::{FlightStore, Registered, StoreError};
+use flightwatch_domain::ports::{FlightStore, RegisterError, Registered, StoreError};
 use flightwatch_domain::{
     AirportCode, Email, FlightKey, FlightRegistration, Passenger, PassengerName, PhoneNumber,
 };
@@ -56,14 +56,16 @@ fn schedule<DB: Dialect>(row: &DB::Row) -> Result<(i64, Schedule), sqlx::Error> 
 #[async_trait]
 impl<DB: Dialect> FlightStore for SqlFlightStore<DB> {
     #[tracing::instrument(skip_all, fields(flight_number = %flight.key().number, passengers = flight.passengers().len()))]
-    async fn register(&self, flight: &FlightRegistration) -> Result<Registered, StoreError> {
+    async fn register(&self, flight: &FlightRegistration) -> Result<Registered, RegisterError> {
         // A concurrent first registration of the same flight loses the insert race, then merges
         // like any other re-registration.
         let mut attempt = 1;
         loop {
             match self.register_once(flight).await {
                 Err(e) if attempt < crate::ATTEMPTS && DB::is_contention(&e) => attempt += 1,
-                other => return other.map_err(store_error::<DB>),
+                Ok(Err(full)) => return Err(full),
+                Ok(Ok(registered)) => return Ok(registered),
+                Err(e) => return Err(store_error::<DB>(e).into()),
             }
         }
     }
@@ -130,7 +132,11 @@ impl<DB: Dialect> SqlFlightStore<DB> {
         Ok(Some((summary, passengers)))
     }
 
-    async fn register_once(&self, flight: &FlightRegistration) -> Result<Registered, sqlx::Error> {
+    /// `Ok(Err(Full))` when the merge would overfill the flight: rolled back.
+    async fn register_once(
+        &self,
+        flight: &FlightRegistration,
+    ) -> Result<Result<Registered, RegisterError>, sqlx::Error> {
         let now = Utc::now();
         let key = flight.key();
         let (dep, dep_off) = split(flight.departure());
@@ -244,8 +250,15 @@ impl<DB: Dialect> SqlFlightStore<DB> {
             .map(|r| DB::int(r, "n"))
             .transpose()?
             .unwrap_or(0);
+        if count > FlightRegistration::MAX_PASSENGERS as i64 {
+            tx.rollback().await?;
+            return Ok(Err(RegisterError::Full {
+                would_hold: u32::try_from(count).unwrap_or(u32::MAX),
+                max: FlightRegistration::MAX_PASSENGERS,
+            }));
+        }
         tx.commit().await?;
-        Ok(Registered {
+        Ok(Ok(Registered {
             flight: FlightSummary {
                 key: key.clone(),
                 origin: flight.origin(),
@@ -255,6 +268,6 @@ impl<DB: Dialect> SqlFlightStore<DB> {
                 passenger_count: count as u32,
             },
             created,
-        })
+        }))
     }
 }

@@ -201,8 +201,9 @@ pub async fn migrate_all<DB: Dialect>(
     Ok(())
 }
 
-/// How many times a transaction runs before contention is reported as a failure.
-const ATTEMPTS: u32 = 3;
+/// How many times a transaction runs before contention is reported as a failure: each lost race
+/// lets one more of the racers through, so this many requests for one flight at once all succeed.
+const ATTEMPTS: u32 = 5;
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

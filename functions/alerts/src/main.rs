@@ -9,6 +9,7 @@ use flightwatch_app::relay;
 use flightwatch_aws::SnsAlertBus;
 use flightwatch_config::AlertsSettings;
 use flightwatch_domain::ports::{AlertBus, AlertStore};
+use flightwatch_domain::SpendLimits;
 use flightwatch_mysql::MySqlAlertStore;
 
 #[tokio::main]
@@ -20,9 +21,15 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let topic = settings.alerts_topic.as_str();
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
     let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, topic));
+    let limits = SpendLimits {
+        alerts_per_day: settings
+            .alerts_per_flight_per_day
+            .unwrap_or(SpendLimits::DEFAULT_ALERTS_PER_DAY),
+    };
     let app = flightwatch_api::traced(router(AlertsState {
         store: store.clone(),
         bus: bus.clone(),
+        limits,
     }));
     flightwatch_lambda::run_http_and_schedule(app, move |time_left: Duration| {
         let (store, bus) = (store.clone(), bus.clone());

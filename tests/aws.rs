@@ -10,7 +10,7 @@ use axum::body::Body;
 use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_app::relay;
 use flightwatch_aws::{
-    database_settings, s3_client, ConfigSource, LoadError, SnsAlertBus, SnsSmsSender,
+    database_settings, s3_client, ConfigSource, LoadError, SnsSmsSender, SnsTopic,
 };
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{AlertBus, FlightStore, OutgoingSms, SmsSender};
@@ -52,7 +52,7 @@ fn schedule() -> FlightSchedule {
 async fn a_thousand_recipients_go_on_the_topic_in_messages_far_under_the_sns_limit() {
     let sdk = moto::sdk().await;
     let topic = moto::topic(&sdk, "alerts").await;
-    let bus = SnsAlertBus::from_config(&sdk, &topic);
+    let bus = SnsTopic::from_config(&sdk, &topic);
     let alert = Alert {
         seq: 1,
         id: AlertId::new(),
@@ -209,7 +209,7 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
     let store = Arc::new(flightwatch_mysql::MySqlAlertStore::new(
         users.alerts.clone(),
     ));
-    let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, &arn));
+    let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, &arn));
     let state = AlertsState {
         store: store.clone(),
         bus: bus.clone(),
@@ -268,11 +268,13 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
 async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool: MySqlPool) {
     let sdk = moto::sdk().await;
     let topic = moto::topic(&sdk, "alerts").await;
+    let reports = moto::topic(&sdk, "delivery-reports").await;
     let h = Harness::start_with(
         pool,
         Some(SnsOptions {
             alerts_topic_arn: topic.clone(),
             dead_letter_topic_arn: None,
+            reports_topic_arn: Some(reports.clone()),
             sender_id: None,
         }),
     )
@@ -311,4 +313,33 @@ async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool:
     }
     assert_eq!(moto::topic_messages(&topic).await.len(), 1);
     assert!(h.sms().is_empty(), "nothing went to the local file");
+
+    // The sms handler's report went over the reports topic into the ledger.
+    assert_eq!(moto::topic_messages(&reports).await.len(), 1);
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        (_, listed) = h.get("/alerts").await;
+        if listed["items"][0]["delivery"]["sent"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed["items"][0]["delivery"],
+        json!({"pending": 0, "sent": 2, "failed": 0}),
+        "{listed}"
+    );
+    let id = receipt["alertId"].as_str().unwrap();
+    let (status, details) = h.get(&format!("/alerts/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{details}");
+    let states: Vec<&str> = details["recipientDeliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["SENT", "SENT"]);
+    for phone in &phones {
+        assert!(!details.to_string().contains(&phone[4..]), "{details}");
+    }
 }

@@ -89,6 +89,30 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(h: Harness) {
         !page.to_string().contains("+1415"),
         "no phone numbers in alerts"
     );
+
+    // The sms handler's report reaches the ledger: counts in the list, states in the details.
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = h.get("/alerts").await;
+        delivery = page["items"][0]["delivery"].clone();
+        if delivery["sent"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivery, json!({"pending": 0, "sent": 2, "failed": 0}));
+    let (status, details) = h.get(&format!("/alerts/{alert_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{details}");
+    assert_eq!(details["delivery"], delivery);
+    let recipients = details["recipientDeliveries"].as_array().unwrap();
+    assert_eq!(recipients.len(), 2);
+    assert_eq!(recipients[0]["phone"], "+1415•••0100");
+    assert!(recipients.iter().all(|r| r["state"] == "SENT"));
+    assert!(!details.to_string().contains("5550100"), "phones masked");
+    let (status, problem) = h.get("/alerts/not-an-id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (status, _) = h.get("/alerts/3f1c2b9e-8d4a-4c6e-9b7a-2e5d1f0a6c84").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn a_cancellation_texts_the_passengers_of_that_flight_only(h: Harness) {

@@ -49,7 +49,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 ROUTES = (
     (re.compile(r"^/flights(/.*)?$"), "FlightsLambdaFunction"),
     (re.compile(r"^/notifications$"), "AlertsLambdaFunction"),
-    (re.compile(r"^/alerts$"), "AlertsLambdaFunction"),
+    (re.compile(r"^/alerts(/\{alertId\})?$"), "AlertsLambdaFunction"),
 )
 # The one statement of a function role allowed on Resource "*": SNS SMS (Publish to a phone
 # number) has no resource ARN to name.

@@ -111,6 +111,7 @@ def main():
         sns, s3 = boto3.client("sns", **aws), boto3.client("s3", **aws)
         topic = sns.create_topic(Name=f"flightwatch-lambda-alerts-{os.getpid()}")["TopicArn"]
         dead = sns.create_topic(Name=f"flightwatch-lambda-dead-letters-{os.getpid()}")["TopicArn"]
+        reports = sns.create_topic(Name=f"flightwatch-lambda-delivery-reports-{os.getpid()}")["TopicArn"]
         bucket = f"flightwatch-lambda-config-{os.getpid()}"
         s3.create_bucket(Bucket=bucket)
         for user in users:
@@ -124,6 +125,7 @@ def main():
             "FLIGHTWATCH_CONFIG_BUCKET": bucket,
             "FLIGHTWATCH_ALERTS_TOPIC_ARN": topic,
             "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN": dead,
+            "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": reports,
             "AWS_ENDPOINT_URL": MOTO,
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
@@ -215,6 +217,28 @@ def main():
         new = {p: sms_to(p)[before[p]:] for p in phones}
         check("sms: SNS Publish to each phone, once, with the alert text",
               all(new[p] == [text] for p in phones), new)
+
+        # The sms function reported both sends on the reports topic; SNS would now invoke alerts.
+        reported = topic_messages(reports)
+        outcomes = json.loads(reported[0])["outcomes"] if reported else []
+        check("sms: one delivery report, both recipients SENT with the provider's message id",
+              len(reported) == 1 and sorted(o["result"] for o in outcomes) == ["SENT", "SENT"]
+              and all(o.get("messageId") for o in outcomes), reported)
+        event = json.loads((FIXTURES / "delivery-report.json").read_text())
+        event["Records"][0]["Sns"]["Message"] = reported[0] if reported else "{}"
+        event["Records"][0]["Sns"]["TopicArn"] = reports
+        handled = invoke("alerts", data=event)
+        check("alerts: the delivery report is recorded", handled == {"handled": 1}, handled)
+        status, page, raw = http("alerts", "list-alerts.json")
+        check("alerts: GET /dev/alerts counts both recipients as sent",
+              status == 200 and page["items"][0]["delivery"] == {"pending": 0, "sent": 2, "failed": 0}, raw)
+        handled = invoke("alerts", "delivery-report.json")
+        check("alerts: a report about an alert never issued changes nothing", handled == {"handled": 1}, handled)
+        broken = json.loads((FIXTURES / "delivery-report.json").read_text())
+        broken["Records"][0]["Sns"]["Message"] = '{"version": 9}'
+        error = invoke("alerts", data=broken)
+        check("alerts: an unreadable report fails as NotificationFailed (retried, then dead-lettered)",
+              "NotificationFailed" in json.dumps(error), error)
 
         before = len(sms_to("+447700900123"))
         report = invoke("sms", "sns-alert.json")

@@ -1,10 +1,12 @@
 //! The alerts function's API: `POST /notifications` records a flight event as an alert and puts
-//! it on the bus; `GET /alerts` lists issued alerts, newest first, with keyset pagination.
+//! it on the bus; `GET /alerts` lists issued alerts, newest first, with keyset pagination and
+//! each alert's delivery counts; `GET /alerts/{alertId}` shows each recipient's delivery state,
+//! phones masked.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,8 +15,8 @@ use base64::Engine;
 use flightwatch_domain::flight::{parse_date, parse_time};
 use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_domain::{
-    Alert, AlertQuery, EventKind, FlightEvent, FlightKey, FlightNumber, Notification, Publication,
-    Reason, SpendLimits,
+    Alert, AlertId, AlertQuery, DeliveryCounts, DeliveryState, EventKind, FailureClass,
+    FlightEvent, FlightKey, FlightNumber, Notification, Publication, Reason, SpendLimits,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +39,7 @@ pub fn router(state: AlertsState) -> Router {
     Router::new()
         .route("/notifications", post(notify))
         .route("/alerts", get(list))
+        .route("/alerts/{alert_id}", get(details))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::body::MAX_BODY_BYTES,
         ))
@@ -270,7 +273,82 @@ pub struct AlertItem {
     estimated_departure: Option<String>,
     recipients: u32,
     publication: Publication,
+    /// The recipients by delivery state, from the sms function's reports.
+    delivery: DeliveryCounts,
     created_at: String,
+}
+
+impl AlertItem {
+    fn new(a: Alert, delivery: DeliveryCounts) -> Self {
+        Self {
+            alert_id: a.id.to_string(),
+            flight_number: a.flight_number.to_string(),
+            departure_date: a.departure_date.to_string(),
+            event: a.event,
+            reason: a.reason.map(String::from),
+            estimated_departure: a.estimated_departure.map(wire::local_time),
+            recipients: a.recipients,
+            publication: a.publication,
+            delivery,
+            created_at: wire::utc_time(a.created_at),
+        }
+    }
+}
+
+/// One recipient's delivery, the phone masked.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientItem {
+    phone: String,
+    state: DeliveryState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<FailureClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertDetails {
+    #[serde(flatten)]
+    alert: AlertItem,
+    recipient_deliveries: Vec<RecipientItem>,
+}
+
+async fn details(
+    State(state): State<AlertsState>,
+    alert_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<AlertDetails>, ApiError> {
+    let Path(raw) = alert_id.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let mut f = Fields::default();
+    let Some(id) = f.check(
+        "alertId",
+        raw.parse::<AlertId>()
+            .map_err(|_| "must be an alert id as POST /notifications returned it"),
+    ) else {
+        return Err(f.into_error());
+    };
+    let Some((alert, recipients)) = flightwatch_app::details(state.store.as_ref(), id).await?
+    else {
+        return Err(ApiError::NotFound(format!("no alert {id} was issued")));
+    };
+    let mut counts = DeliveryCounts::default();
+    let recipient_deliveries = recipients
+        .into_iter()
+        .map(|r| {
+            counts.add(r.state, 1);
+            RecipientItem {
+                phone: r.phone.masked(),
+                state: r.state,
+                failure: r.failure,
+                updated_at: r.updated_at.map(wire::utc_time),
+            }
+        })
+        .collect();
+    Ok(Json(AlertDetails {
+        alert: AlertItem::new(alert, counts),
+        recipient_deliveries,
+    }))
 }
 
 #[derive(Serialize)]
@@ -288,20 +366,10 @@ async fn list(
     let query = params.parse()?;
     let page = flightwatch_app::list(state.store.as_ref(), &query).await?;
     let next_cursor = page.next_before.map(encode_cursor);
-    let alerts = page.alerts;
-    let items = alerts
+    let items = page
+        .alerts
         .into_iter()
-        .map(|a| AlertItem {
-            alert_id: a.id.to_string(),
-            flight_number: a.flight_number.to_string(),
-            departure_date: a.departure_date.to_string(),
-            event: a.event,
-            reason: a.reason.map(String::from),
-            estimated_departure: a.estimated_departure.map(wire::local_time),
-            recipients: a.recipients,
-            publication: a.publication,
-            created_at: wire::utc_time(a.created_at),
-        })
+        .map(|(a, delivery)| AlertItem::new(a, delivery))
         .collect();
     Ok(Json(AlertPage { items, next_cursor }))
 }

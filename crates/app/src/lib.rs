@@ -6,7 +6,9 @@
 //! - `notify`: record a reported event as an alert and put it on the bus (`idempotency` holds the
 //!   one place where an `Idempotency-Key` is parsed and a request fingerprinted);
 //! - `list`: the alerts issued, newest first, a page at a time;
-//! - `relay`: publication of alerts still pending, and housekeeping.
+//! - `relay`: publication of alerts still pending, and housekeeping;
+//! - `details` and `record_outcomes`: the delivery ledger, read and fed by the sms function's
+//!   reports.
 //!
 //! Delivering the SMS is the sms function's use case, in `flightwatch-delivery`.
 
@@ -15,8 +17,12 @@ pub mod notify;
 pub mod relay;
 
 use flightwatch_domain::flight::FlightSummary;
+use flightwatch_domain::ports::DeliveryLedger;
 use flightwatch_domain::ports::{AlertListing, FlightStore, RegisterError, Registered, StoreError};
-use flightwatch_domain::{Alert, AlertQuery, FlightKey, FlightRegistration, Passenger};
+use flightwatch_domain::{
+    Alert, AlertId, AlertQuery, DeliveryCounts, DeliveryReport, FlightKey, FlightRegistration,
+    Passenger, RecipientDelivery,
+};
 
 /// Registers a flight, or merges it into the registered one (unless that overfills it).
 pub async fn register(
@@ -34,9 +40,9 @@ pub async fn find(
     store.find(key).await
 }
 
-/// A page of alerts, newest first.
+/// A page of alerts, newest first, each with its recipients counted by delivery state.
 pub struct Page {
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<(Alert, DeliveryCounts)>,
     /// Where the next page starts (the storage order of the last alert), when there is one.
     pub next_before: Option<i64>,
 }
@@ -53,7 +59,7 @@ pub async fn list(store: &dyn AlertListing, query: &AlertQuery) -> Result<Page, 
         .await?;
     let next_before = if alerts.len() > limit {
         alerts.truncate(limit);
-        alerts.last().map(|a| a.seq)
+        alerts.last().map(|(a, _)| a.seq)
     } else {
         None
     };
@@ -61,4 +67,40 @@ pub async fn list(store: &dyn AlertListing, query: &AlertQuery) -> Result<Page, 
         alerts,
         next_before,
     })
+}
+
+/// One alert with each recipient's delivery state.
+pub async fn details(
+    store: &dyn AlertListing,
+    id: AlertId,
+) -> Result<Option<(Alert, Vec<RecipientDelivery>)>, StoreError> {
+    store.details(id).await
+}
+
+/// Records what the sms function reports about an alert's recipients in the delivery ledger.
+pub async fn record_outcomes(
+    ledger: &dyn DeliveryLedger,
+    report: &DeliveryReport,
+) -> Result<u64, StoreError> {
+    let changed = ledger.record_outcomes(report).await?;
+    tracing::info!(alert_id = %report.alert_id, outcomes = report.outcomes.len(), changed, "delivery report recorded");
+    Ok(changed)
+}
+
+/// Why a delivery report from the bus was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportFailed {
+    #[error(transparent)]
+    Unreadable(#[from] flightwatch_domain::delivery::ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A delivery report as it arrives on the bus (JSON), recorded in the ledger.
+pub async fn record_report_message(
+    ledger: &dyn DeliveryLedger,
+    message: &str,
+) -> Result<u64, ReportFailed> {
+    let report = DeliveryReport::parse(message)?;
+    Ok(record_outcomes(ledger, &report).await?)
 }

@@ -15,8 +15,9 @@ use flightwatch_domain::ports::{
     Recorded, StoreError,
 };
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, FlightEvent, FlightKey, FlightNumber,
-    FlightSchedule, Notification, PhoneNumber, Publication, Refusal, SpendLimits,
+    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, DeliveryCounts, FlightEvent, FlightKey,
+    FlightNumber, FlightSchedule, Notification, PhoneNumber, Publication, RecipientDelivery,
+    Refusal, SpendLimits,
 };
 
 /// The default limits, a few days before the flights these tests report on.
@@ -99,15 +100,26 @@ impl Notifications for FakeAlerts {
 
 #[async_trait]
 impl AlertListing for FakeAlerts {
-    async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+    async fn list(&self, q: &AlertQuery) -> Result<Vec<(Alert, DeliveryCounts)>, StoreError> {
         let alerts = self.alerts.lock().unwrap();
         Ok(alerts
             .iter()
             .rev()
-            .map(|(a, _)| a.clone())
-            .filter(|a| q.before_seq.is_none_or(|b| a.seq < b))
+            .map(|(a, _)| (a.clone(), DeliveryCounts::default()))
+            .filter(|(a, _)| q.before_seq.is_none_or(|b| a.seq < b))
             .take(q.limit as usize)
             .collect())
+    }
+
+    async fn details(
+        &self,
+        id: AlertId,
+    ) -> Result<Option<(Alert, Vec<RecipientDelivery>)>, StoreError> {
+        let alerts = self.alerts.lock().unwrap();
+        Ok(alerts
+            .iter()
+            .find(|(a, _)| a.id == id)
+            .map(|(a, _)| (a.clone(), Vec::new())))
     }
 }
 

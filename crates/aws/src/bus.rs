@@ -1,18 +1,20 @@
-//! The alerts bus on an SNS topic.
+//! SNS topics between the functions: the alerts bus (alert messages to the sms function) and the
+//! delivery reports (the sms function's outcomes back to the alerts function).
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
-use flightwatch_domain::ports::{AlertBus, BusError};
-use flightwatch_domain::AlertMessage;
+use flightwatch_domain::ports::{AlertBus, BusError, DeliveryReports};
+use flightwatch_domain::{AlertMessage, DeliveryReport};
 
-/// Publishes alert messages to the alerts topic; the sms function is subscribed to it.
+/// Publishes to one topic: alert messages on the alerts topic (the sms function is subscribed to
+/// it), or delivery reports on the reports topic (the alerts function is subscribed to it).
 #[derive(Clone, Debug)]
-pub struct SnsAlertBus {
+pub struct SnsTopic {
     client: aws_sdk_sns::Client,
     topic_arn: String,
 }
 
-impl SnsAlertBus {
+impl SnsTopic {
     pub fn from_config(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
         Self::new(crate::sns_client(sdk), topic_arn)
     }
@@ -34,7 +36,7 @@ fn attribute(data_type: &str, value: String) -> Result<MessageAttributeValue, Bu
 }
 
 #[async_trait]
-impl AlertBus for SnsAlertBus {
+impl AlertBus for SnsTopic {
     async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
         let body = message.to_json();
         let out = self
@@ -58,6 +60,21 @@ impl AlertBus for SnsAlertBus {
             part = message.part,
             "alert message on the topic"
         );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryReports for SnsTopic {
+    async fn report(&self, report: &DeliveryReport) -> Result<(), BusError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(report.to_json())
+            .message_attributes("version", attribute("Number", report.version.to_string())?)
+            .send()
+            .await
+            .map_err(|e| BusError(crate::describe(&e).into()))?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ mod sender;
 mod settings;
 
 #[cfg(feature = "sns")]
-pub use bus::SnsAlertBus;
+pub use bus::SnsTopic;
 pub use flightwatch_config::ConfigSource;
 #[cfg(feature = "sns")]
 pub use sender::SnsSmsSender;

@@ -33,7 +33,7 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
 
 #[async_trait]
 impl SmsSender for SnsSmsSender {
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), SendError> {
+    async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError> {
         let mut publish = self
             .client
             .publish()
@@ -44,7 +44,8 @@ impl SmsSender for SnsSmsSender {
         if let Some(id) = &self.sender_id {
             publish = publish.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
         }
-        publish.send().await.map(drop).map_err(classify)
+        let out = publish.send().await.map_err(classify)?;
+        Ok(out.message_id().unwrap_or_default().to_owned())
     }
 }
 

@@ -144,6 +144,8 @@ pub struct SmsSettings {
     pub alerts_topic: TopicArn,
     /// Where recipients given up on go.
     pub dead_letter_topic: TopicArn,
+    /// Where what became of each recipient is reported (the alerts function's ledger).
+    pub reports_topic: TopicArn,
     /// The alphanumeric sender id shown where countries allow one: 1 to 11 letters and digits,
     /// at least one a letter.
     pub sender_id: Option<String>,
@@ -166,6 +168,7 @@ impl SmsSettings {
         Ok(Self {
             alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
             dead_letter_topic: topic("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?,
+            reports_topic: topic("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN")?,
             sender_id,
         })
     }

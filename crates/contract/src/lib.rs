@@ -15,9 +15,10 @@ use flightwatch_domain::ports::{
     AlertBus, AlertStore, BusError, Claimed, FlightStore, Idempotency, Recorded, RegisterError,
 };
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, Email, EventKind, FlightEvent,
-    FlightKey, FlightNumber, FlightRegistration, Notification, Passenger, PassengerName,
-    PhoneNumber, Publication, Reason, Refusal, SmsText, SpendLimits,
+    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, DeliveryCounts, DeliveryReport,
+    DeliveryState, Email, EventKind, FailureClass, FlightEvent, FlightKey, FlightNumber,
+    FlightRegistration, Notification, Outcome, Passenger, PassengerName, PhoneNumber, Publication,
+    Reason, RecipientOutcome, Refusal, SmsText, SpendLimits,
 };
 use flightwatch_store::{Arg, Dialect};
 
@@ -144,7 +145,8 @@ macro_rules! for_each_contract {
             a_new_time_in_the_same_minute_is_the_same_event,
             alerts_past_the_daily_limit_are_refused_and_record_nothing,
             concurrent_events_never_pass_the_daily_limit,
-            a_flight_holds_at_most_a_thousand_passengers_across_merges
+            a_flight_holds_at_most_a_thousand_passengers_across_merges,
+            delivery_reports_fill_the_ledger_and_never_go_back
         );
     };
 }
@@ -608,7 +610,7 @@ pub async fn alerts_page_newest_first_and_stay_stable_under_inserts(b: &Backend)
         ..AlertQuery::default()
     };
     let p1 = b.alerts.list(&page(None)).await.unwrap();
-    assert_eq!(p1.iter().map(|a| a.id).collect::<Vec<_>>(), ids[0..3]);
+    assert_eq!(p1.iter().map(|(a, _)| a.id).collect::<Vec<_>>(), ids[0..3]);
     // A new alert arriving between pages does not shift the next page.
     created(
         b.alerts
@@ -616,10 +618,10 @@ pub async fn alerts_page_newest_first_and_stay_stable_under_inserts(b: &Backend)
             .await
             .unwrap(),
     );
-    let p2 = b.alerts.list(&page(Some(p1[2].seq))).await.unwrap();
-    assert_eq!(p2.iter().map(|a| a.id).collect::<Vec<_>>(), ids[3..6]);
-    let p3 = b.alerts.list(&page(Some(p2[2].seq))).await.unwrap();
-    assert_eq!(p3.iter().map(|a| a.id).collect::<Vec<_>>(), ids[6..7]);
+    let p2 = b.alerts.list(&page(Some(p1[2].0.seq))).await.unwrap();
+    assert_eq!(p2.iter().map(|(a, _)| a.id).collect::<Vec<_>>(), ids[3..6]);
+    let p3 = b.alerts.list(&page(Some(p2[2].0.seq))).await.unwrap();
+    assert_eq!(p3.iter().map(|(a, _)| a.id).collect::<Vec<_>>(), ids[6..7]);
 }
 
 pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
@@ -650,7 +652,7 @@ pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|a| a.id)
+                .map(|(a, _)| a.id)
                 .collect::<Vec<_>>()
         }
     };
@@ -740,7 +742,7 @@ pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Back
         })
         .await
         .unwrap();
-    assert_eq!(listed[0].publication, Publication::Published);
+    assert_eq!(listed[0].0.publication, Publication::Published);
 }
 
 pub async fn publication_progress_never_goes_back(b: &Backend) {
@@ -917,13 +919,13 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(listed[0].estimated_departure, alert.estimated_departure);
+    assert_eq!(listed[0].0.estimated_departure, alert.estimated_departure);
     assert_eq!(
-        listed[0].estimated_departure.unwrap().to_rfc3339(),
+        listed[0].0.estimated_departure.unwrap().to_rfc3339(),
         "2026-11-30T20:15:30+00:00"
     );
     assert!(
-        (listed[0].created_at - chrono::Utc::now())
+        (listed[0].0.created_at - chrono::Utc::now())
             .num_seconds()
             .abs()
             < 60
@@ -970,7 +972,14 @@ pub async fn an_unreadable_outbox_row_is_set_aside_and_the_others_published(b: &
         })
         .await
         .unwrap();
-    let state = |id: AlertId| listed.iter().find(|a| a.id == id).unwrap().publication;
+    let state = |id: AlertId| {
+        listed
+            .iter()
+            .find(|(a, _)| a.id == id)
+            .unwrap()
+            .0
+            .publication
+    };
     assert_eq!(state(ids[0]), Publication::Failed);
     assert_eq!(state(ids[1]), Publication::Published);
     assert_eq!(state(ids[2]), Publication::Published);
@@ -1176,4 +1185,85 @@ pub async fn a_flight_holds_at_most_a_thousand_passengers_across_merges(b: &Back
     // Passengers already on board count once: 400 of these are merges.
     let full = b.flights.register(&batch(201, 1000)).await.unwrap();
     assert_eq!(full.flight.passenger_count, 1000);
+}
+
+pub async fn delivery_reports_fill_the_ledger_and_never_go_back(b: &Backend) {
+    with_passengers(b, 3).await;
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
+            .await
+            .unwrap(),
+    );
+    let counts = |b: &Backend| {
+        let alerts = b.alerts.clone();
+        async move {
+            let listed = alerts
+                .list(&AlertQuery {
+                    limit: 1,
+                    ..AlertQuery::default()
+                })
+                .await;
+            listed.unwrap()[0].1
+        }
+    };
+    let c = |pending, sent, failed| DeliveryCounts {
+        pending,
+        sent,
+        failed,
+    };
+    assert_eq!(counts(b).await, c(3, 0, 0));
+    let sent = |i, id: &str| RecipientOutcome {
+        phone: passenger(i, "p@example.com").phone,
+        outcome: Outcome::Sent {
+            message_id: id.into(),
+        },
+    };
+    let failed = |i| RecipientOutcome {
+        phone: passenger(i, "p@example.com").phone,
+        outcome: Outcome::Failed {
+            class: FailureClass::Rejected,
+        },
+    };
+    let report = |outcomes| DeliveryReport::new(alert.id, outcomes);
+    let first = report(vec![sent(1, "m-1"), failed(2)]);
+    assert_eq!(b.alerts.record_outcomes(&first).await.unwrap(), 2);
+    assert_eq!(counts(b).await, c(1, 1, 1));
+    // Delivered twice (an SNS redelivery, a Lambda retry): nothing more changes.
+    assert_eq!(b.alerts.record_outcomes(&first).await.unwrap(), 0);
+    // A late failure does not undo a send; a later send does settle a failure.
+    assert_eq!(
+        b.alerts
+            .record_outcomes(&report(vec![failed(1)]))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        b.alerts
+            .record_outcomes(&report(vec![sent(2, "m-2")]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(counts(b).await, c(1, 2, 0));
+    let (shown, recipients) = b.alerts.details(alert.id).await.unwrap().unwrap();
+    assert_eq!(shown.id, alert.id);
+    let states: Vec<_> = recipients
+        .iter()
+        .map(|r| (r.phone.clone(), r.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (passenger(1, "p@example.com").phone, DeliveryState::Sent),
+            (passenger(2, "p@example.com").phone, DeliveryState::Sent),
+            (passenger(3, "p@example.com").phone, DeliveryState::Pending),
+        ]
+    );
+    assert!(recipients[0].updated_at.is_some() && recipients[2].updated_at.is_none());
+    // A report about an alert this store never issued is ignored.
+    let stranger = DeliveryReport::new(AlertId::new(), vec![sent(3, "m-3")]);
+    assert_eq!(b.alerts.record_outcomes(&stranger).await.unwrap(), 0);
+    assert!(b.alerts.details(AlertId::new()).await.unwrap().is_none());
 }

@@ -1,7 +1,9 @@
 //! The sms function's handler: an SNS event carrying alert messages in, one SMS per recipient
 //! out. Recipients that cannot be reached yet are republished as a new message with the attempt
 //! counted, so a retry never texts someone who already got the SMS; after the final attempt they
-//! go to the dead letters. Invalid or opted-out numbers are skipped, logged masked.
+//! go to the dead letters. Invalid or opted-out numbers are skipped, logged masked. What became of
+//! each settled recipient (sent with the provider's message id, or failed with the reason's
+//! class) is reported to the alerts function's delivery ledger after each message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,13 @@ use tokio::time::Instant;
 
 use aws_lambda_events::sns::SnsEvent;
 use flightwatch_domain::message::MessageError;
-use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
-use flightwatch_domain::{AlertMessage, PhoneNumber, SmsText};
+use flightwatch_domain::ports::{
+    AlertBus, BusError, DeliveryReports, OutgoingSms, SendError, SmsSender,
+};
+use flightwatch_domain::{
+    AlertMessage, DeliveryReport, FailureClass, Outcome as Settled, PhoneNumber, RecipientOutcome,
+    SmsText,
+};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 
@@ -23,6 +30,8 @@ pub struct Texting {
     pub retries: Arc<dyn AlertBus>,
     /// Where recipients still failing after the final attempt are recorded.
     pub dead_letters: Arc<dyn AlertBus>,
+    /// Where each message's settled recipients are reported (the alerts function's ledger).
+    pub reports: Arc<dyn DeliveryReports>,
     pub policy: Policy,
 }
 
@@ -57,6 +66,9 @@ pub struct Report {
     pub skipped: u32,
     pub retried: u32,
     pub dead_lettered: u32,
+    /// Delivery reports that could not be handed to the ledger: those recipients stay pending
+    /// there although settled here (logged with the alert id).
+    pub unreported: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +95,8 @@ impl From<HandleError> for Diagnostic {
 }
 
 enum Outcome {
-    Sent,
-    Skipped,
+    Sent(PhoneNumber, String),
+    Skipped(PhoneNumber),
     Failed(PhoneNumber),
     /// Not tried: the invocation was about to run out of time.
     Unsent(PhoneNumber),
@@ -120,6 +132,7 @@ pub async fn handle_until(
         report.skipped += r.skipped;
         report.retried += r.retried;
         report.dead_lettered += r.dead_lettered;
+        report.unreported += r.unreported;
     }
     Ok(report)
 }
@@ -143,10 +156,25 @@ pub async fn deliver(
     let mut report = Report::default();
     let mut failed = Vec::new();
     let mut unsent = Vec::new();
+    let mut settled = Vec::new();
     for outcome in outcomes {
         match outcome {
-            Outcome::Sent => report.sent += 1,
-            Outcome::Skipped => report.skipped += 1,
+            Outcome::Sent(phone, message_id) => {
+                report.sent += 1;
+                settled.push(RecipientOutcome {
+                    phone,
+                    outcome: Settled::Sent { message_id },
+                });
+            }
+            Outcome::Skipped(phone) => {
+                report.skipped += 1;
+                settled.push(RecipientOutcome {
+                    phone,
+                    outcome: Settled::Failed {
+                        class: FailureClass::Rejected,
+                    },
+                });
+            }
             Outcome::Failed(phone) => failed.push(phone),
             Outcome::Unsent(phone) => unsent.push(phone),
         }
@@ -180,6 +208,22 @@ pub async fn deliver(
                 "recipients unreachable after the final attempt; sent to dead letters"
             );
             report.dead_lettered = count;
+            settled.extend(next.recipients.into_iter().map(|phone| RecipientOutcome {
+                phone,
+                outcome: Settled::Failed {
+                    class: FailureClass::AttemptsExhausted,
+                },
+            }));
+        }
+    }
+    if !settled.is_empty() {
+        // The SMS are out: a report that cannot be handed on must not fail the invocation, whose
+        // retry would text them again. The recipients stay pending in the ledger.
+        let count = settled.len() as u32;
+        let delivery = DeliveryReport::new(message.alert_id, settled);
+        if let Err(e) = texting.reports.report(&delivery).await {
+            tracing::error!(count, error = %e, "delivery report lost: these recipients stay pending in the ledger");
+            report.unreported += count;
         }
     }
     tracing::info!(
@@ -209,13 +253,13 @@ async fn send_one(
     let mut pause = texting.policy.backoff;
     for try_ in 1..=texting.policy.tries.max(1) {
         match texting.sender.send(&sms).await {
-            Ok(()) => {
+            Ok(message_id) => {
                 tracing::info!(to = %sms.to, "sms sent");
-                return Outcome::Sent;
+                return Outcome::Sent(sms.to, message_id);
             }
             Err(SendError::Rejected(why)) => {
                 tracing::warn!(to = %sms.to, reason = %why, "sms skipped: number rejected");
-                return Outcome::Skipped;
+                return Outcome::Skipped(sms.to);
             }
             Err(SendError::Transient(why)) => {
                 tracing::warn!(to = %sms.to, try_, reason = %why, "sms failed, may retry");

@@ -10,10 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flightwatch_delivery::{handle, sns_event, HandleError, Policy, Report, Texting};
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
+use flightwatch_domain::ports::{
+    AlertBus, BusError, DeliveryReports, OutgoingSms, SendError, SmsSender,
+};
 use flightwatch_domain::{
-    AirportCode, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule, PhoneNumber,
-    Reason,
+    AirportCode, AlertId, AlertMessage, DeliveryReport, EventKind, FailureClass, FlightNumber,
+    FlightSchedule, Outcome, PhoneNumber, Reason,
 };
 
 /// Fails each number as scripted: `Transient(n)` fails the first n sends, `Rejected` always.
@@ -31,7 +33,7 @@ enum Script {
 
 #[async_trait]
 impl SmsSender for ScriptedSender {
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), SendError> {
+    async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError> {
         let mut script = self.script.lock().unwrap();
         match script.get_mut(sms.to.expose()) {
             Some(Script::Rejected) => return Err(SendError::Rejected("opted out".into())),
@@ -42,7 +44,27 @@ impl SmsSender for ScriptedSender {
             _ => {}
         }
         self.sent.lock().unwrap().push(sms.clone());
+        Ok(format!("m-{}", sms.to.expose()))
+    }
+}
+
+#[derive(Default)]
+struct CollectingReports(Mutex<Vec<DeliveryReport>>);
+
+#[async_trait]
+impl DeliveryReports for CollectingReports {
+    async fn report(&self, report: &DeliveryReport) -> Result<(), BusError> {
+        self.0.lock().unwrap().push(report.clone());
         Ok(())
+    }
+}
+
+struct LostReports;
+
+#[async_trait]
+impl DeliveryReports for LostReports {
+    async fn report(&self, _: &DeliveryReport) -> Result<(), BusError> {
+        Err(BusError("reports topic unreachable".into()))
     }
 }
 
@@ -95,6 +117,7 @@ struct Rig {
     sender: Arc<ScriptedSender>,
     retries: Arc<CollectingBus>,
     dead: Arc<CollectingBus>,
+    reports: Arc<CollectingReports>,
     texting: Texting,
 }
 
@@ -107,10 +130,12 @@ fn rig(script: &[(usize, Script)]) -> Rig {
     );
     let retries = Arc::new(CollectingBus::default());
     let dead = Arc::new(CollectingBus::default());
+    let reports = Arc::new(CollectingReports::default());
     let texting = Texting {
         sender: sender.clone(),
         retries: retries.clone(),
         dead_letters: dead.clone(),
+        reports: reports.clone(),
         policy: Policy {
             max_attempts: 3,
             concurrency: 4,
@@ -122,6 +147,7 @@ fn rig(script: &[(usize, Script)]) -> Rig {
         sender,
         retries,
         dead,
+        reports,
         texting,
     }
 }
@@ -209,6 +235,50 @@ async fn partial_failures_end_with_one_sms_or_one_recorded_reason_per_recipient(
             + dead[0].recipients.contains(&phone(i)) as u32;
         assert_eq!(accounted, 1, "recipient {i}");
     }
+    // The ledger hears of every recipient once, with what became of it.
+    let reports = rig.reports.0.lock().unwrap();
+    let mut heard: HashMap<String, Outcome> = HashMap::new();
+    for o in reports.iter().flat_map(|r| r.outcomes.iter()) {
+        assert!(
+            heard
+                .insert(o.phone.expose().to_owned(), o.outcome.clone())
+                .is_none(),
+            "reported twice"
+        );
+    }
+    assert_eq!(heard.len(), 20);
+    let rejected = Outcome::Failed {
+        class: FailureClass::Rejected,
+    };
+    let exhausted = Outcome::Failed {
+        class: FailureClass::AttemptsExhausted,
+    };
+    assert_eq!(heard[phone(8).expose()], rejected);
+    assert_eq!(heard[phone(6).expose()], exhausted);
+    assert_eq!(
+        heard[phone(3).expose()],
+        Outcome::Sent {
+            message_id: format!("m-{}", phone(3).expose())
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_lost_report_leaves_the_sms_sent_and_the_invocation_done() {
+    let mut rig = rig(&[]);
+    rig.texting.reports = Arc::new(LostReports);
+    let report = handle(
+        &rig.texting,
+        sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[message(3)]).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.sent, report.unreported), (3, 3));
+    assert_eq!(
+        rig.sender.sent.lock().unwrap().len(),
+        3,
+        "nobody texted twice"
+    );
 }
 
 #[tokio::test]

@@ -414,7 +414,7 @@ async fn main() -> anyhow::Result<()> {
             let queue = configure::output(&outputs, "DeadLetterQueueUrl")?;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             if redrive {
-                let bus = flightwatch_aws::SnsAlertBus::new(
+                let bus = flightwatch_aws::SnsTopic::new(
                     flightwatch_aws::sns_client(&sdk),
                     configure::output(&outputs, "AlertsTopicArn")?,
                 );

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod contact;
+pub mod delivery;
 pub mod event;
 pub mod flight;
 pub mod limits;
@@ -13,6 +14,10 @@ pub mod text;
 
 pub use alert::{Alert, AlertId, AlertQuery, Publication};
 pub use contact::{redact_phone_numbers, Email, PassengerName, PhoneNumber};
+pub use delivery::{
+    DeliveryCounts, DeliveryReport, DeliveryState, FailureClass, Outcome, RecipientDelivery,
+    RecipientOutcome,
+};
 pub use event::{EventKind, FlightEvent, Notification, Reason};
 pub use flight::{
     parse_date, AirportCode, DateError, DepartureDate, FlightIdError, FlightKey, FlightNumber,

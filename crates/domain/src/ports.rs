@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::alert::{Alert, AlertId, AlertQuery};
 use crate::contact::PhoneNumber;
+use crate::delivery::{DeliveryCounts, DeliveryReport, RecipientDelivery};
 use crate::event::Notification;
 use crate::flight::{FlightKey, FlightRegistration, FlightSchedule, FlightSummary, Passenger};
 use crate::limits::{Refusal, SpendLimits};
@@ -169,8 +170,23 @@ pub trait Notifications: Send + Sync {
 /// What listing issued alerts needs.
 #[async_trait]
 pub trait AlertListing: Send + Sync {
-    /// Newest first; at most `query.limit` items.
-    async fn list(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError>;
+    /// Newest first; at most `query.limit` items, each with its recipients counted by state.
+    async fn list(&self, query: &AlertQuery) -> Result<Vec<(Alert, DeliveryCounts)>, StoreError>;
+
+    /// One alert with each recipient's delivery state.
+    async fn details(
+        &self,
+        id: AlertId,
+    ) -> Result<Option<(Alert, Vec<RecipientDelivery>)>, StoreError>;
+}
+
+/// The delivery ledger: what the alerts function learns from the sms function's reports.
+#[async_trait]
+pub trait DeliveryLedger: Send + Sync {
+    /// Applies a report; returns how many recipients changed state. Idempotent, and a state
+    /// never goes back: a report delivered twice, or late, changes nothing more (a recipient
+    /// `SENT` stays sent; one `FAILED` may still turn `SENT` when a later attempt got through).
+    async fn record_outcomes(&self, report: &DeliveryReport) -> Result<u64, StoreError>;
 }
 
 /// What publishing needs, right after a request and from the relay: the outbox's leases and
@@ -208,10 +224,11 @@ pub trait Outbox: Send + Sync {
     async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError>;
 }
 
-/// The alerts function's whole store: alerts, their recipients, idempotency keys and the outbox;
-/// and read-only access to flight schedules and passenger phones through a narrow view.
+/// The alerts function's whole store: alerts, their recipients and the delivery ledger,
+/// idempotency keys and the outbox; and read-only access to flight schedules and passenger phones
+/// through a narrow view.
 #[async_trait]
-pub trait AlertStore: Notifications + AlertListing + Outbox {
+pub trait AlertStore: Notifications + AlertListing + Outbox + DeliveryLedger {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -248,5 +265,13 @@ pub enum SendError {
 /// Sends SMS (SNS `Publish` to a phone number in AWS; a file locally).
 #[async_trait]
 pub trait SmsSender: Send + Sync {
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), SendError>;
+    /// The provider's message id on success.
+    async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError>;
+}
+
+/// Where the sms function reports what became of each recipient (an SNS topic the alerts
+/// function subscribes to in AWS; the ledger itself locally).
+#[async_trait]
+pub trait DeliveryReports: Send + Sync {
+    async fn report(&self, report: &DeliveryReport) -> Result<(), BusError>;
 }

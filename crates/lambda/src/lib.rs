@@ -1,11 +1,12 @@
 //! Lambda glue shared by the functions: API Gateway REST proxy events served by the same axum
-//! routers as the local stack, and the alerts function's second trigger, EventBridge's schedule
-//! that runs the outbox relay.
+//! routers as the local stack, and the alerts function's other triggers: EventBridge's schedule
+//! that runs the outbox relay, and SNS with the sms function's delivery reports.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
 use axum::Router;
 use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::LambdaRequest;
@@ -25,9 +26,10 @@ pub async fn run_http(router: Router) -> Result<(), Error> {
     lambda_http::run(router).await
 }
 
-/// What invokes the alerts function: EventBridge's schedule, or API Gateway.
+/// What invokes the alerts function: EventBridge's schedule, SNS, or API Gateway.
 enum Invocation {
     Schedule(Box<EventBridgeEvent>),
+    Notifications(Box<SnsEvent>),
     Request(Box<LambdaRequest>),
 }
 
@@ -37,10 +39,14 @@ impl Invocation {
     /// deserialize from serde's buffered content.)
     fn read(payload: Value) -> Result<Self, serde_json::Error> {
         // Read from a borrow: an API request is not copied to find out it is not a schedule.
-        match EventBridgeEvent::deserialize(&payload) {
-            Ok(event) => Ok(Self::Schedule(Box::new(event))),
-            Err(_) => serde_json::from_value(payload).map(|r| Self::Request(Box::new(r))),
+        if let Ok(event) = EventBridgeEvent::deserialize(&payload) {
+            return Ok(Self::Schedule(Box::new(event)));
         }
+        // SNS events are `{"Records": [...]}`, which no API Gateway request has.
+        if payload.get("Records").is_some() {
+            return SnsEvent::deserialize(&payload).map(|e| Self::Notifications(Box::new(e)));
+        }
+        serde_json::from_value(payload).map(|r| Self::Request(Box::new(r)))
     }
 }
 
@@ -58,6 +64,10 @@ pub enum InvocationError {
     /// The scheduled outbox relay failed; the next schedule runs it again.
     #[error("the outbox relay failed: {0}")]
     RelayFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An SNS notification could not be handled (an unreadable report, the ledger unreachable):
+    /// Lambda retries it, then sends it to the on-failure destination.
+    #[error("handling an SNS notification failed: {0}")]
+    NotificationFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -66,6 +76,7 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::UnreadableEvent(_) => "UnreadableEvent",
             InvocationError::RequestFailed(_) => "RequestFailed",
             InvocationError::RelayFailed(_) => "RelayFailed",
+            InvocationError::NotificationFailed(_) => "NotificationFailed",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -74,19 +85,28 @@ impl From<InvocationError> for Diagnostic {
     }
 }
 
-/// Serves the alerts function: API requests through the router, and scheduled events (every
-/// minute in AWS) through `on_schedule`, which publishes alerts still pending. It is given the
-/// time left before the invocation's deadline, so its budget follows the function's timeout in
-/// `serverless.yml` rather than restating it.
-pub async fn run_http_and_schedule<F, Fut, E>(router: Router, on_schedule: F) -> Result<(), Error>
+/// Serves the alerts function: API requests through the router, scheduled events (every minute
+/// in AWS) through `on_schedule`, which publishes alerts still pending, and each SNS message
+/// (a delivery report) through `on_message`. `on_schedule` is given the time left before the
+/// invocation's deadline, so its budget follows the function's timeout in `serverless.yml` rather
+/// than restating it.
+pub async fn run_alerts<F, Fut, E, M, MFut, ME>(
+    router: Router,
+    on_schedule: F,
+    on_message: M,
+) -> Result<(), Error>
 where
     F: Fn(Duration) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<Value, E>> + Send,
     E: std::error::Error + Send + Sync + 'static,
+    M: Fn(String) -> MFut + Clone + Send + 'static,
+    MFut: Future<Output = Result<(), ME>> + Send,
+    ME: std::error::Error + Send + Sync + 'static,
 {
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = router.clone();
         let on_schedule = on_schedule.clone();
+        let on_message = on_message.clone();
         async move {
             let LambdaEvent { payload, context } = event;
             let invocation = Invocation::read(payload).map_err(InvocationError::UnreadableEvent)?;
@@ -101,6 +121,15 @@ where
                     return on_schedule(left)
                         .await
                         .map_err(|e| InvocationError::RelayFailed(Box::new(e)));
+                }
+                Invocation::Notifications(event) => {
+                    let count = event.records.len();
+                    for record in event.records {
+                        on_message(record.sns.message)
+                            .await
+                            .map_err(|e| InvocationError::NotificationFailed(Box::new(e)))?;
+                    }
+                    return Ok(serde_json::json!({ "handled": count }));
                 }
             };
             let mut adapter = Adapter::from(app);
@@ -133,9 +162,11 @@ mod tests {
     }
 
     #[test]
-    fn the_schedule_and_api_requests_are_told_apart_by_their_types() {
+    fn the_schedule_sns_and_api_requests_are_told_apart_by_their_types() {
         let schedule = Invocation::read(fixture("relay-schedule.json"));
         assert!(matches!(schedule, Ok(Invocation::Schedule(_))));
+        let report = Invocation::read(fixture("delivery-report.json"));
+        assert!(matches!(report, Ok(Invocation::Notifications(_))));
         let request = Invocation::read(fixture("list-alerts.json"));
         assert!(matches!(request, Ok(Invocation::Request(_))));
         assert!(Invocation::read(serde_json::json!({"source": "aws.events"})).is_err());

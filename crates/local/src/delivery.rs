@@ -1,25 +1,35 @@
-//! The sms function's end of an SNS HTTP subscription: SNS posts each notification here; it is
-//! handed to the sms handler in the same event envelope Lambda would build from it.
+//! The subscribers' end of SNS HTTP subscriptions on the AWS path: SNS posts each notification
+//! here, and it is handed on in the same event envelope Lambda would build from it (to the sms
+//! handler for the alerts topic, to the delivery ledger for the reports topic). Locally, without
+//! SNS, the sms handler reports straight into the ledger (`LedgerReports`).
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use aws_lambda_events::sns::SnsEvent;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use flightwatch_delivery::Texting;
+use flightwatch_domain::ports::{AlertStore, BusError, DeliveryReports};
+use flightwatch_domain::DeliveryReport;
 use serde_json::Value;
 
-/// Accepts deliveries from `topic_arn` only: anything else posted here could send real SMS.
-pub(crate) fn router(texting: Texting, topic_arn: String) -> Router {
+/// What to do with an event from the topic; it runs on its own task, as Lambda's async
+/// invocation would.
+pub(crate) type OnEvent = Arc<dyn Fn(SnsEvent) + Send + Sync>;
+
+/// Accepts deliveries from `topic_arn` only: anything else posted here could send real SMS or
+/// write the ledger.
+pub(crate) fn router(path: &str, topic_arn: String, on_event: OnEvent) -> Router {
     Router::new()
-        .route(crate::SNS_DELIVERY_PATH, post(deliver))
-        .with_state(Arc::new((texting, topic_arn)))
+        .route(path, post(deliver))
+        .with_state(Arc::new((topic_arn, on_event)))
 }
 
-/// Answers at once, as Lambda's async invocation does; the SMS go out on their own task.
-async fn deliver(State(state): State<Arc<(Texting, String)>>, body: String) -> StatusCode {
-    let (texting, topic_arn) = (&state.0, &state.1);
+/// Answers at once, as Lambda's async invocation does.
+async fn deliver(State(state): State<Arc<(String, OnEvent)>>, body: String) -> StatusCode {
+    let (topic_arn, on_event) = (&state.0, &state.1);
     let Ok(notification) = serde_json::from_str::<Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
@@ -36,18 +46,28 @@ async fn deliver(State(state): State<Arc<(Texting, String)>>, body: String) -> S
         tracing::warn!("refused a notification from another topic");
         return StatusCode::FORBIDDEN;
     }
-    let event = match flightwatch_delivery::sns_event_from_http(&notification) {
-        Ok(event) => event,
+    match flightwatch_delivery::sns_event_from_http(&notification) {
+        Ok(event) => {
+            on_event(event);
+            StatusCode::OK
+        }
         Err(e) => {
             tracing::error!(error = %e, "not an SNS notification");
-            return StatusCode::BAD_REQUEST;
+            StatusCode::BAD_REQUEST
         }
-    };
-    let texting = texting.clone();
-    tokio::spawn(async move {
-        if let Err(e) = flightwatch_delivery::handle(&texting, event).await {
-            tracing::error!(error = %e, "sms invocation failed");
-        }
-    });
-    StatusCode::OK
+    }
+}
+
+/// The sms handler's reports written straight into the alerts store's ledger, where no reports
+/// topic stands between them.
+pub struct LedgerReports(pub Arc<dyn AlertStore>);
+
+#[async_trait]
+impl DeliveryReports for LedgerReports {
+    async fn report(&self, report: &DeliveryReport) -> Result<(), BusError> {
+        flightwatch_app::record_outcomes(self.0.as_ref(), report)
+            .await
+            .map(drop)
+            .map_err(|e| BusError(Box::new(e)))
+    }
 }

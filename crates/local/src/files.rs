@@ -22,19 +22,21 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 /// One line per SMS: `{"to": ..., "body": ..., "alertId": ...}`.
 pub struct JsonLinesSender {
     file: Mutex<File>,
+    lines: std::sync::atomic::AtomicU64,
 }
 
 impl JsonLinesSender {
     pub fn open(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
             file: Mutex::new(File::from_std(open_append(path)?)),
+            lines: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
 
 #[async_trait]
 impl SmsSender for JsonLinesSender {
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), SendError> {
+    async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError> {
         let mut line = serde_json::json!({
             "to": sms.to.expose(),
             "body": sms.body,
@@ -50,7 +52,12 @@ impl SmsSender for JsonLinesSender {
         file.flush()
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
-        Ok(())
+        // The provider's message id: here, the line's number since the file was opened.
+        let line = self
+            .lines
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        Ok(format!("local-{line}"))
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::sns::SnsEvent;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -23,15 +24,16 @@ use flightwatch_api::flights::FlightsState;
 use flightwatch_api::{auth, ApiError};
 use flightwatch_app::relay;
 use flightwatch_aws::ConfigSource;
-use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
+use flightwatch_aws::{SnsSmsSender, SnsTopic};
 use flightwatch_delivery::{Policy, Texting};
-use flightwatch_domain::ports::{AlertBus, AlertStore, FlightStore};
+use flightwatch_domain::ports::{AlertBus, AlertStore, DeliveryReports, FlightStore};
 use flightwatch_mysql::{MySqlAlertStore, MySqlFlightStore};
 use flightwatch_sqlite::{SqliteAlertStore, SqliteFlightStore};
 use sqlx::{MySqlPool, SqlitePool};
 use tokio::task::JoinHandle;
 
 pub use bus::InProcessBus;
+pub use delivery::LedgerReports;
 pub use files::{JsonLinesDeadLetters, JsonLinesSender};
 
 /// How the local stack is set up; `from_env` reads the documented environment variables.
@@ -57,6 +59,8 @@ pub struct SnsOptions {
     pub alerts_topic_arn: String,
     /// Without it, recipients given up on go to the dead-letters file.
     pub dead_letter_topic_arn: Option<String>,
+    /// Without it, delivery reports go straight into the ledger.
+    pub reports_topic_arn: Option<String>,
     pub sender_id: Option<String>,
 }
 
@@ -87,6 +91,7 @@ impl Options {
             sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
                 alerts_topic_arn,
                 dead_letter_topic_arn: var("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN"),
+                reports_topic_arn: var("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN"),
                 sender_id: var("FLIGHTWATCH_SMS_SENDER_ID"),
             }),
         })
@@ -208,12 +213,13 @@ pub async fn build(
                 sender: Arc::new(JsonLinesSender::open(&options.sms_outbox)?),
                 retries: bus.clone(),
                 dead_letters: Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
+                reports: Arc::new(LedgerReports(alerts.clone())),
                 policy: options.policy,
             });
             (bus, None)
         }
         Some(sns) => {
-            let (bus, delivery) = sns_path(sns, options, public_url).await?;
+            let (bus, delivery) = sns_path(sns, options, public_url, alerts.clone()).await?;
             (bus, Some(delivery))
         }
     };
@@ -256,27 +262,68 @@ async fn sns_path(
     sns: &SnsOptions,
     options: &Options,
     public_url: &str,
+    ledger: Arc<dyn AlertStore>,
 ) -> anyhow::Result<(Arc<dyn AlertBus>, Router)> {
     let sdk = flightwatch_aws::sdk_config().await;
-    let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, &sns.alerts_topic_arn));
+    let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, &sns.alerts_topic_arn));
     let dead_letters: Arc<dyn AlertBus> = match &sns.dead_letter_topic_arn {
-        Some(topic) => Arc::new(SnsAlertBus::from_config(&sdk, topic)),
+        Some(topic) => Arc::new(SnsTopic::from_config(&sdk, topic)),
         None => Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
+    };
+    // With a reports topic, reports travel as in AWS: published by the sms handler, delivered
+    // over HTTP to the ledger. Without one, straight into the ledger.
+    let (reports, reports_router): (Arc<dyn DeliveryReports>, Router) = match &sns.reports_topic_arn
+    {
+        Some(topic) => {
+            let endpoint = format!("{public_url}{SNS_REPORTS_PATH}");
+            flightwatch_aws::subscribe_http(&sdk, topic, &endpoint).await?;
+            tracing::info!(%topic, %endpoint, "delivery reports topic delivers to the ledger");
+            let on_event: delivery::OnEvent = Arc::new(move |event: SnsEvent| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    for record in event.records {
+                        let message = &record.sns.message;
+                        if let Err(e) =
+                            flightwatch_app::record_report_message(ledger.as_ref(), message).await
+                        {
+                            tracing::error!(error = %e, "delivery report not recorded");
+                        }
+                    }
+                });
+            });
+            (
+                Arc::new(SnsTopic::from_config(&sdk, topic)),
+                delivery::router(SNS_REPORTS_PATH, topic.clone(), on_event),
+            )
+        }
+        None => (Arc::new(LedgerReports(ledger)), Router::new()),
     };
     let texting = Texting {
         sender: Arc::new(SnsSmsSender::from_config(&sdk, sns.sender_id.clone())),
         retries: bus.clone(),
         dead_letters,
+        reports,
         policy: options.policy,
     };
     let endpoint = format!("{public_url}{SNS_DELIVERY_PATH}");
     flightwatch_aws::subscribe_http(&sdk, &sns.alerts_topic_arn, &endpoint).await?;
     tracing::info!(topic = %sns.alerts_topic_arn, %endpoint, "alerts topic delivers to the sms handler");
-    Ok((bus, delivery::router(texting, sns.alerts_topic_arn.clone())))
+    let on_event: delivery::OnEvent = Arc::new(move |event: SnsEvent| {
+        let texting = texting.clone();
+        tokio::spawn(async move {
+            if let Err(e) = flightwatch_delivery::handle(&texting, event).await {
+                tracing::error!(error = %e, "sms invocation failed");
+            }
+        });
+    });
+    let alerts_router = delivery::router(SNS_DELIVERY_PATH, sns.alerts_topic_arn.clone(), on_event);
+    Ok((bus, alerts_router.merge(reports_router)))
 }
 
 /// Where the alerts topic delivers on the AWS path.
 pub const SNS_DELIVERY_PATH: &str = "/sns/alerts";
+/// Where the delivery reports topic delivers on the AWS path.
+pub const SNS_REPORTS_PATH: &str = "/sns/reports";
 
 #[derive(Clone)]
 struct Health {

@@ -22,7 +22,8 @@ impl Role {
             ],
             Self::Alerts => &[
                 ("SELECT, INSERT, UPDATE", "alerts"),
-                ("SELECT, INSERT", "alert_recipients"),
+                // UPDATE: the delivery ledger's states, from the sms function's reports.
+                ("SELECT, INSERT, UPDATE", "alert_recipients"),
                 ("SELECT, INSERT, UPDATE", "alert_outbox"),
                 // DELETE: the relay expires keys after their retention.
                 ("SELECT, INSERT, UPDATE, DELETE", "idempotency_keys"),

@@ -6,12 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use flightwatch_domain::ports::{
-    AlertListing, AlertStore, Claimed, Idempotency, Notifications, Outbox, PendingAlert, Recorded,
-    StoreError,
+    AlertListing, AlertStore, Claimed, DeliveryLedger, Idempotency, Notifications, Outbox,
+    PendingAlert, Recorded, StoreError,
 };
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertQuery, FlightKey, FlightNumber, FlightSchedule, Notification,
-    PhoneNumber, Publication, Reason, SpendLimits,
+    AirportCode, Alert, AlertId, AlertQuery, DeliveryCounts, DeliveryReport, DeliveryState,
+    FlightKey, FlightNumber, FlightSchedule, Notification, Outcome, PhoneNumber, Publication,
+    Reason, RecipientDelivery, SpendLimits,
 };
 use sqlx::Pool;
 
@@ -106,7 +107,7 @@ impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
 
 #[async_trait]
 impl<DB: Dialect> AlertListing for SqlAlertStore<DB> {
-    async fn list(&self, q: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+    async fn list(&self, q: &AlertQuery) -> Result<Vec<(Alert, DeliveryCounts)>, StoreError> {
         let mut sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE TRUE");
         let mut args = Vec::new();
         if let Some(n) = &q.flight_number {
@@ -131,14 +132,122 @@ impl<DB: Dialect> AlertListing for SqlAlertStore<DB> {
         }
         sql.push_str(" ORDER BY a.seq DESC LIMIT ?");
         args.push(Arg::Int(i64::from(q.limit)));
-        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
-        let rows = DB::fetch_all(&mut conn, &sql, args)
-            .await
-            .map_err(store_error::<DB>)?;
-        rows.iter()
-            .map(alert_from_row::<DB>)
-            .collect::<Result<_, _>>()
-            .map_err(store_error::<DB>)
+        let result = async {
+            let mut conn = self.pool.acquire().await?;
+            let alerts = DB::fetch_all(&mut conn, &sql, args)
+                .await?
+                .iter()
+                .map(alert_from_row::<DB>)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut counts = delivery_counts::<DB>(&mut conn, &alerts).await?;
+            Ok(alerts
+                .into_iter()
+                .map(|a| {
+                    let c = counts.remove(&a.seq).unwrap_or_default();
+                    (a, c)
+                })
+                .collect())
+        };
+        result.await.map_err(store_error::<DB>)
+    }
+
+    async fn details(
+        &self,
+        id: AlertId,
+    ) -> Result<Option<(Alert, Vec<RecipientDelivery>)>, StoreError> {
+        let result = async {
+            let mut conn = self.pool.acquire().await?;
+            let id = id.to_string();
+            let sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.alert_id = ?");
+            let rows = DB::fetch_all(&mut conn, &sql, vec![Arg::Text(&id)]).await?;
+            let Some(alert) = rows.first().map(alert_from_row::<DB>).transpose()? else {
+                return Ok(None);
+            };
+            let recipients = DB::fetch_all(
+                &mut conn,
+                "SELECT phone, state, failure, updated_at FROM alert_recipients \
+                 WHERE alert_seq = ? ORDER BY phone",
+                vec![Arg::Int(alert.seq)],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(RecipientDelivery {
+                    phone: parse::<DB, _, _>(r, "phone", PhoneNumber::parse)?,
+                    state: parse::<DB, _, _>(r, "state", str::parse)?,
+                    failure: DB::opt_text(r, "failure")?
+                        .map(|f| f.parse().map_err(|_| invalid("failure")))
+                        .transpose()?,
+                    updated_at: DB::opt_stamp(r, "updated_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+            Ok(Some((alert, recipients)))
+        };
+        result.await.map_err(store_error::<DB>)
+    }
+}
+
+#[async_trait]
+impl<DB: Dialect> DeliveryLedger for SqlAlertStore<DB> {
+    #[tracing::instrument(skip_all, fields(alert_id = %report.alert_id, outcomes = report.outcomes.len()))]
+    async fn record_outcomes(&self, report: &DeliveryReport) -> Result<u64, StoreError> {
+        let result = async {
+            let now = Utc::now();
+            let id = report.alert_id.to_string();
+            let mut tx = DB::begin_write(&self.pool).await?;
+            let rows = DB::fetch_all(
+                &mut tx,
+                "SELECT seq FROM alerts WHERE alert_id = ?",
+                vec![Arg::Text(&id)],
+            )
+            .await?;
+            let Some(seq) = rows.first().map(|r| DB::int(r, "seq")).transpose()? else {
+                // Not ours (another stage's alert, a hand-made message): nothing to record.
+                tracing::warn!("delivery report for an unknown alert ignored");
+                return Ok(0);
+            };
+            let mut changed = 0;
+            for o in &report.outcomes {
+                // A state never goes back: SENT is final; FAILED may still become SENT (a later
+                // attempt got through), never the other way.
+                let (state, message_id, failure, from) = match &o.outcome {
+                    Outcome::Sent { message_id } => (
+                        DeliveryState::Sent,
+                        Some(message_id.as_str()),
+                        None,
+                        "('PENDING', 'FAILED')",
+                    ),
+                    Outcome::Failed { class } => (
+                        DeliveryState::Failed,
+                        None,
+                        Some(class.as_str()),
+                        "('PENDING')",
+                    ),
+                };
+                let sql = format!(
+                    "UPDATE alert_recipients SET state = ?, message_id = ?, failure = ?, \
+                     updated_at = ? WHERE alert_seq = ? AND phone = ? AND state IN {from}"
+                );
+                let done = DB::exec(
+                    &mut tx,
+                    &sql,
+                    vec![
+                        Arg::Text(state.as_str()),
+                        Arg::OptText(message_id),
+                        Arg::OptText(failure),
+                        Arg::Stamp(now),
+                        Arg::Int(seq),
+                        Arg::Text(o.phone.expose()),
+                    ],
+                )
+                .await?;
+                changed += done.rows;
+            }
+            tx.commit().await?;
+            Ok(changed)
+        };
+        result.await.map_err(store_error::<DB>)
     }
 }
 
@@ -439,6 +548,32 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         let alert = load_alert::<DB>(&mut conn, seq).await?;
         Ok(Some(Recorded::Replayed { alert, created }))
     }
+}
+
+/// Each listed alert's recipients counted by state, in one query for the page.
+async fn delivery_counts<DB: Dialect>(
+    conn: &mut DB::Connection,
+    alerts: &[Alert],
+) -> Result<std::collections::HashMap<i64, DeliveryCounts>, sqlx::Error> {
+    let mut counts = std::collections::HashMap::new();
+    if alerts.is_empty() {
+        return Ok(counts);
+    }
+    let marks = vec!["?"; alerts.len()].join(", ");
+    let sql = format!(
+        "SELECT alert_seq, state, COUNT(*) AS n FROM alert_recipients \
+         WHERE alert_seq IN ({marks}) GROUP BY alert_seq, state"
+    );
+    let args = alerts.iter().map(|a| Arg::Int(a.seq)).collect();
+    for r in DB::fetch_all(conn, &sql, args).await? {
+        let state: DeliveryState = parse::<DB, _, _>(&r, "state", str::parse)?;
+        let n = u32::try_from(DB::int(&r, "n")?).map_err(|_| invalid("count"))?;
+        counts
+            .entry(DB::int(&r, "alert_seq")?)
+            .or_insert_with(DeliveryCounts::default)
+            .add(state, n);
+    }
+    Ok(counts)
 }
 
 async fn load_alert<DB: Dialect>(

@@ -1,12 +1,13 @@
 //! The alerts Lambda: settings from S3 once per cold start, the database pool built lazily, the
-//! alerts router served for API Gateway, and the outbox relay run by the schedule.
+//! alerts router served for API Gateway, the outbox relay run by the schedule, and the sms
+//! function's delivery reports (SNS) recorded in the ledger.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_app::relay;
-use flightwatch_aws::SnsAlertBus;
+use flightwatch_aws::SnsTopic;
 use flightwatch_config::AlertsSettings;
 use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_domain::SpendLimits;
@@ -20,7 +21,7 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let sdk = flightwatch_aws::sdk_config().await;
     let topic = settings.alerts_topic.as_str();
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
-    let bus: Arc<dyn AlertBus> = Arc::new(SnsAlertBus::from_config(&sdk, topic));
+    let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, topic));
     let limits = SpendLimits {
         alerts_per_day: settings
             .alerts_per_flight_per_day
@@ -31,7 +32,8 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
         bus: bus.clone(),
         limits,
     }));
-    flightwatch_lambda::run_http_and_schedule(app, move |time_left: Duration| {
+    let ledger = store.clone();
+    let on_schedule = move |time_left: Duration| {
         let (store, bus) = (store.clone(), bus.clone());
         async move {
             // Start no new publication after half the time left: one in progress can take a
@@ -44,6 +46,14 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
                 "setAside": report.set_aside,
             }))
         }
-    })
-    .await
+    };
+    let on_report = move |message: String| {
+        let ledger = ledger.clone();
+        async move {
+            flightwatch_app::record_report_message(ledger.as_ref(), &message)
+                .await
+                .map(drop)
+        }
+    };
+    flightwatch_lambda::run_alerts(app, on_schedule, on_report).await
 }

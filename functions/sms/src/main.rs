@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::sns::SnsEvent;
-use flightwatch_aws::{SnsAlertBus, SnsSmsSender};
+use flightwatch_aws::{SnsSmsSender, SnsTopic};
 use flightwatch_config::SmsSettings;
 use flightwatch_delivery::{handle_until, Policy, Texting};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -15,14 +15,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = flightwatch_aws::sdk_config().await;
     let texting = Texting {
         sender: Arc::new(SnsSmsSender::from_config(&sdk, settings.sender_id)),
-        retries: Arc::new(SnsAlertBus::from_config(
-            &sdk,
-            settings.alerts_topic.as_str(),
-        )),
-        dead_letters: Arc::new(SnsAlertBus::from_config(
+        retries: Arc::new(SnsTopic::from_config(&sdk, settings.alerts_topic.as_str())),
+        dead_letters: Arc::new(SnsTopic::from_config(
             &sdk,
             settings.dead_letter_topic.as_str(),
         )),
+        reports: Arc::new(SnsTopic::from_config(&sdk, settings.reports_topic.as_str())),
         policy: Policy::default(),
     };
     let texting = &texting;

@@ -203,7 +203,7 @@ def main():
         check("alerts: an unreadable event fails with errorType UnreadableEvent",
               "UnreadableEvent" in json.dumps(error), error)
         relay = invoke("alerts", "relay-schedule.json")
-        check("alerts: the scheduled relay finds nothing pending", relay == {"published": 0, "failed": 0, "setAside": 0}, relay)
+        check("alerts: the scheduled relay finds nothing pending", relay == {"published": 0, "paused": 0, "failed": 0, "setAside": 0}, relay)
 
         # SNS would now invoke sms with the topic's message: hand it over in the Lambda envelope.
         event = json.loads((FIXTURES / "sns-alert.json").read_text())

@@ -32,22 +32,52 @@ pub async fn publish_now(
     id: AlertId,
 ) -> Result<bool, PublishError> {
     match store.claim(id, LEASE).await? {
-        Some(pending) => publish(store, bus, pending).await.map(|()| true),
+        Some(pending) => publish(store, bus, pending, None)
+            .await
+            .map(|p| p == Published::Whole),
         None => Ok(false),
     }
 }
 
-/// Publishes a claimed alert's remaining messages, recording progress after each.
+/// How far a publication got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    Whole,
+    /// Out of time between two parts: the parts on the bus are recorded and the lease released,
+    /// so the next relay pass resumes after them instead of a timeout stopping it mid-part.
+    Paused {
+        parts_published: u32,
+    },
+}
+
+/// Publishes a claimed alert's remaining messages, recording progress after each, and starting
+/// no part after `deadline` (the first part always goes: a pass must make progress).
 #[tracing::instrument(skip_all, fields(alert_id = %pending.alert.id, attempt = pending.attempts, recipients = pending.recipients.len()))]
 pub async fn publish(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
     pending: PendingAlert,
-) -> Result<(), PublishError> {
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Published, PublishError> {
     let id = pending.alert.id;
     let messages = pending.messages();
     let parts = messages.len() as u32;
-    for message in messages.iter().skip(pending.parts_published as usize) {
+    for (n, message) in messages
+        .iter()
+        .enumerate()
+        .skip(pending.parts_published as usize)
+    {
+        let started_one = n > pending.parts_published as usize;
+        if started_one && deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            let parts_published = n as u32;
+            store.release(id).await?;
+            tracing::info!(
+                parts_published,
+                parts,
+                "out of time between parts; the next pass resumes"
+            );
+            return Ok(Published::Paused { parts_published });
+        }
         let published = match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(message)).await {
             Ok(result) => result,
             Err(_) => Err(BusError("publishing timed out".into())),
@@ -65,13 +95,15 @@ pub async fn publish(
     }
     store.mark_published(id).await?;
     tracing::info!(parts, "alert published");
-    Ok(())
+    Ok(Published::Whole)
 }
 
 /// What one relay pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RelayReport {
     pub published: u32,
+    /// Alerts stopped between two parts by the time budget; the next pass resumes them.
+    pub paused: u32,
     /// Publishes that failed: those alerts stay pending and are retried with backoff.
     pub failed: u32,
     /// Rows that could not be processed at all, set aside as failed publications.
@@ -83,7 +115,8 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One pass of the outbox relay: publishes due alerts one at a time (each claimed just before it
 /// is published, so no lease runs out while it waits its turn), at most `batch` of them, and
-/// starts no new one after `budget` — in Lambda, well inside the function's timeout.
+/// starts no new alert, nor a further part of a big one, after `budget`: in Lambda, well inside
+/// the function's timeout.
 pub async fn relay(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
@@ -91,6 +124,7 @@ pub async fn relay(
     budget: Duration,
 ) -> Result<RelayReport, StoreError> {
     let started = tokio::time::Instant::now();
+    let deadline = started + budget;
     let mut report = RelayReport::default();
     for _ in 0..batch {
         if started.elapsed() >= budget {
@@ -106,8 +140,12 @@ pub async fn relay(
             }
         };
         let seq = pending.alert.seq;
-        match publish(store, bus, pending).await {
-            Ok(()) => report.published += 1,
+        match publish(store, bus, pending, Some(deadline)).await {
+            Ok(Published::Whole) => report.published += 1,
+            Ok(Published::Paused { .. }) => {
+                report.paused += 1;
+                break;
+            }
             Err(PublishError::Bus(_)) => report.failed += 1,
             // A fault of this row's own (it cannot be written back, say) must not block the
             // others; a store that is down stops the pass, and the next one resumes.

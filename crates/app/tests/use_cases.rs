@@ -36,6 +36,11 @@ struct FakeAlerts {
     unreadable: Mutex<Vec<i64>>,
     set_aside: Mutex<Vec<i64>>,
     housekeeping_fails: bool,
+    /// Recipients of every alert (1 unless a test wants a big one).
+    recipients: usize,
+    /// Parts on the bus, by alert, and leases given back.
+    progress: Mutex<std::collections::HashMap<AlertId, u32>>,
+    released: Mutex<u32>,
 }
 
 #[async_trait]
@@ -158,7 +163,15 @@ impl Outbox for FakeAlerts {
         Ok(())
     }
 
-    async fn mark_progress(&self, _: AlertId, _: u32) -> Result<(), StoreError> {
+    async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError> {
+        let mut progress = self.progress.lock().unwrap();
+        let p = progress.entry(id).or_default();
+        *p = (*p).max(parts);
+        Ok(())
+    }
+
+    async fn release(&self, _: AlertId) -> Result<(), StoreError> {
+        *self.released.lock().unwrap() += 1;
         Ok(())
     }
 
@@ -201,9 +214,17 @@ impl FakeAlerts {
         PendingAlert {
             alert: a.clone(),
             flight: self.flights[0].clone(),
-            recipients: vec![PhoneNumber::parse("+14155550100").unwrap()],
+            recipients: (0..self.recipients.max(1))
+                .map(|i| PhoneNumber::parse(&format!("+1415555{i:04}")).unwrap())
+                .collect(),
             attempts: 1,
-            parts_published: 0,
+            parts_published: self
+                .progress
+                .lock()
+                .unwrap()
+                .get(&a.id)
+                .copied()
+                .unwrap_or(0),
         }
     }
 }
@@ -212,6 +233,8 @@ impl FakeAlerts {
 #[derive(Default)]
 struct FakeBus {
     down: bool,
+    /// How long each publish takes.
+    takes: Duration,
     published: Mutex<Vec<AlertMessage>>,
 }
 
@@ -221,6 +244,7 @@ impl AlertBus for FakeBus {
         if self.down {
             return Err(BusError("topic unreachable".into()));
         }
+        tokio::time::sleep(self.takes).await;
         self.published.lock().unwrap().push(message.clone());
         Ok(())
     }
@@ -416,4 +440,48 @@ async fn alerts_past_the_daily_limit_are_refused_with_when_to_retry() {
         "{retry_after:?}"
     );
     assert_eq!(bus.published.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_pass_out_of_time_between_parts_hands_the_rest_to_the_next_pass() {
+    let store = FakeAlerts {
+        recipients: 1200, // three parts of at most 500
+        ..FakeAlerts::with_flight()
+    };
+    let down = FakeBus {
+        down: true,
+        ..FakeBus::default()
+    };
+    notify(
+        &store,
+        &store,
+        &down,
+        &delayed_to("2026-12-01T10:30:00-08:00"),
+        None,
+        limits(),
+    )
+    .await
+    .unwrap();
+    // Each publish takes longer than the whole budget: one part per pass, none twice.
+    let slow = FakeBus {
+        takes: Duration::from_millis(5),
+        ..FakeBus::default()
+    };
+    let budget = Duration::from_millis(2);
+    for pass in 1..=2 {
+        let report = relay::relay(&store, &slow, 10, budget).await.unwrap();
+        assert_eq!((report.published, report.paused), (0, 1), "pass {pass}");
+        assert_eq!(slow.published.lock().unwrap().len(), pass);
+    }
+    let report = relay::relay(&store, &slow, 10, budget).await.unwrap();
+    assert_eq!((report.published, report.paused), (1, 0));
+    let parts: Vec<u32> = slow
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.part)
+        .collect();
+    assert_eq!(parts, [1, 2, 3]);
+    assert_eq!(*store.released.lock().unwrap(), 2);
 }

@@ -146,7 +146,8 @@ macro_rules! for_each_contract {
             alerts_past_the_daily_limit_are_refused_and_record_nothing,
             concurrent_events_never_pass_the_daily_limit,
             a_flight_holds_at_most_a_thousand_passengers_across_merges,
-            delivery_reports_fill_the_ledger_and_never_go_back
+            delivery_reports_fill_the_ledger_and_never_go_back,
+            a_paused_alert_resumes_at_the_next_pass_after_its_parts
         );
     };
 }
@@ -1266,4 +1267,50 @@ pub async fn delivery_reports_fill_the_ledger_and_never_go_back(b: &Backend) {
     let stranger = DeliveryReport::new(AlertId::new(), vec![sent(3, "m-3")]);
     assert_eq!(b.alerts.record_outcomes(&stranger).await.unwrap(), 0);
     assert!(b.alerts.details(AlertId::new()).await.unwrap().is_none());
+}
+
+pub async fn a_paused_alert_resumes_at_the_next_pass_after_its_parts(b: &Backend) {
+    with_passengers(b, 1000).await;
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
+            .await
+            .unwrap(),
+    );
+    let pending = b
+        .alerts
+        .claim(alert.id, publish::LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let bus = FlakyBus::default();
+    // Out of time before it starts: the first part still goes, then the lease is given back.
+    let past = tokio::time::Instant::now();
+    let done = publish::publish(b.alerts.as_ref(), &bus, pending, Some(past))
+        .await
+        .unwrap();
+    assert_eq!(done, publish::Published::Paused { parts_published: 1 });
+    // Due at once, with no lease to wait for, and resumed after part 1.
+    let due = b.alerts.claim_due(10, publish::LEASE).await.unwrap();
+    let [Claimed::Ready(resumed)] = due.as_slice() else {
+        panic!("the paused alert is due: {due:?}")
+    };
+    assert_eq!(resumed.parts_published, 1);
+    publish::publish(b.alerts.as_ref(), &bus, resumed.clone(), None)
+        .await
+        .unwrap();
+    let parts: Vec<u32> = bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.part)
+        .collect();
+    assert_eq!(parts, [1, 2]);
+    assert!(b
+        .alerts
+        .claim_due(10, publish::LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -212,6 +212,10 @@ pub trait Outbox: Send + Sync {
 
     async fn mark_published(&self, id: AlertId) -> Result<(), StoreError>;
 
+    /// Gives the lease back with the alert still pending, due at once: a publisher out of time
+    /// between two parts hands the rest to the next pass.
+    async fn release(&self, id: AlertId) -> Result<(), StoreError>;
+
     /// Records a failed attempt; the alert stays pending and is due again after `retry_after`.
     async fn mark_failed(
         &self,

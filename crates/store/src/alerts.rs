@@ -328,6 +328,17 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
         .map(drop)
     }
 
+    async fn release(&self, id: AlertId) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.exec(
+            "UPDATE alert_outbox SET lease_until = NULL \
+             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?) AND published_at IS NULL",
+            vec![Arg::Text(&id)],
+        )
+        .await
+        .map(drop)
+    }
+
     async fn mark_failed(
         &self,
         id: AlertId,

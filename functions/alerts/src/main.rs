@@ -42,6 +42,7 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
             let report = relay::relay(store.as_ref(), bus.as_ref(), 100, budget).await?;
             Ok::<_, flightwatch_domain::ports::StoreError>(serde_json::json!({
                 "published": report.published,
+                "paused": report.paused,
                 "failed": report.failed,
                 "setAside": report.set_aside,
             }))

@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn every_operation_of_the_api_requires_the_key() {
         let ops = operations(OPENAPI).unwrap_or_default();
-        assert_eq!(ops.len(), 4, "{ops:?}");
+        assert_eq!(ops.len(), 5, "{ops:?}");
         assert!(ops.iter().all(|op| op.needs_key), "{ops:?}");
     }
 

@@ -9,7 +9,10 @@ runs it on each template it packages):
   reservation fails on an account whose quota is below 100 + the reservations); with true, the
   four functions have the reservations serverless.yml documents;
 - the sms function's failed invocations go to the dead-letter queue (DeadLetterQueueArn), and the
-  recipients it gives up on to the dead-letter topic (DeadLetterTopicArn), which feeds the queue.
+  recipients it gives up on to the dead-letter topic (DeadLetterTopicArn), which feeds the queue;
+- the sms function reports to the delivery-reports topic (DeliveryReportsTopicArn), the alerts
+  function is subscribed to it, and its failed asynchronous invocations (reports it could not
+  record) go to the dead-letter queue too.
 
 Prints one line a check and `check-params: N passed, N failed`; exits 1 on a failure.
 """
@@ -48,20 +51,37 @@ def main(template_path: str, params_path: str) -> int:
               "ReservedConcurrency false: no function has ReservedConcurrentExecutions",
               f"functions {sorted(functions)}, reserved {reserved}")
 
-    destinations = [
-        ((r["Properties"].get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        for r in resources.values()
-        if r.get("Type") == "AWS::Lambda::EventInvokeConfig"
-        and r["Properties"].get("FunctionName") == {"Ref": "SmsLambdaFunction"}
-    ]
-    check(destinations == [params["DeadLetterQueueArn"]],
-          "the sms function's on-failure destination is the dead-letter queue (DeadLetterQueueArn)",
-          f"{destinations} != [{params['DeadLetterQueueArn']}]")
+    def on_failure(function):
+        return [
+            ((r["Properties"].get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            for r in resources.values()
+            if r.get("Type") == "AWS::Lambda::EventInvokeConfig"
+            and r["Properties"].get("FunctionName") == {"Ref": function}
+        ]
+
+    for function in ("SmsLambdaFunction", "AlertsLambdaFunction"):
+        destinations = on_failure(function)
+        check(destinations == [params["DeadLetterQueueArn"]],
+              f"{function}'s on-failure destination is the dead-letter queue (DeadLetterQueueArn)",
+              f"{destinations} != [{params['DeadLetterQueueArn']}]")
     env = ((functions.get("SmsLambdaFunction", {}).get("Properties", {}).get("Environment") or {})
            .get("Variables") or {})
     check(env.get("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN") == params["DeadLetterTopicArn"],
           "the sms function republishes its final dead letters to the dead-letter topic",
           repr(env.get("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")))
+
+    check(env.get("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN") == params["DeliveryReportsTopicArn"],
+          "the sms function reports to the delivery-reports topic",
+          repr(env.get("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN")))
+    subscribed = [
+        r["Properties"].get("Endpoint")
+        for r in resources.values()
+        if r.get("Type") == "AWS::SNS::Subscription"
+        and r["Properties"].get("TopicArn") == params["DeliveryReportsTopicArn"]
+    ]
+    check(subscribed == [{"Fn::GetAtt": ["AlertsLambdaFunction", "Arn"]}],
+          "the alerts function, and only it, is subscribed to the delivery-reports topic",
+          repr(subscribed))
 
     print(f"check-params: {passed} passed, {failed} failed")
     return 1 if failed else 0

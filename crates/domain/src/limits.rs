@@ -29,16 +29,17 @@ impl SpendLimits {
     pub fn check_rate(&self, now: DateTime<Utc>, recent: &[DateTime<Utc>]) -> Result<(), Refusal> {
         let window = chrono::Duration::from_std(Self::WINDOW).unwrap_or_default();
         let mut within: Vec<_> = recent.iter().filter(|t| **t > now - window).collect();
-        let limit = self.alerts_per_day as usize;
-        if within.len() < limit {
+        // Zero is taken as one (settings allow 1 to 100): a flight is never silenced for good.
+        let limit = self.alerts_per_day.max(1);
+        if within.len() < limit as usize {
             return Ok(());
         }
         // The (len - limit + 1)-th oldest must leave the window before one more fits.
         within.sort();
-        let frees = *within[within.len() - limit] + window;
+        let frees = *within[within.len() - limit as usize] + window;
         let wait = (frees - now).to_std().unwrap_or_default();
         Err(Refusal::TooManyAlerts {
-            limit: self.alerts_per_day,
+            limit,
             retry_after: Duration::from_secs(wait.as_secs() + 1),
         })
     }
@@ -101,6 +102,9 @@ mod tests {
             .collect();
         recent.push(at("2026-11-30T11:00:00Z")); // outside the window
         assert_eq!(limits.check_rate(now, &recent), Ok(()));
+        let zero = SpendLimits { alerts_per_day: 0 };
+        assert_eq!(zero.check_rate(now, &[]), Ok(()));
+        assert!(zero.check_rate(now, &recent).is_err());
         recent.push(at("2026-12-01T11:30:00Z"));
         let Err(Refusal::TooManyAlerts { limit, retry_after }) = limits.check_rate(now, &recent)
         else {

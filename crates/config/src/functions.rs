@@ -120,6 +120,23 @@ impl AlertsSettings {
     }
 }
 
+/// `FLIGHTWATCH_SMS_PER_SECOND`: the origination identity's SMS budget, 1 to 1000 messages a
+/// second; read by the sms function and the local stack.
+pub fn sms_per_second() -> Result<Option<std::num::NonZeroU32>, ConfigError> {
+    const KEY: &str = "FLIGHTWATCH_SMS_PER_SECOND";
+    optional_env(KEY)
+        .map(|v| {
+            v.parse::<std::num::NonZeroU32>()
+                .ok()
+                .filter(|n| n.get() <= 1000)
+                .ok_or(ConfigError::Invalid {
+                    key: KEY,
+                    why: "must be a whole number from 1 to 1000".into(),
+                })
+        })
+        .transpose()
+}
+
 /// `FLIGHTWATCH_ALERTS_PER_FLIGHT_PER_DAY`: how many alerts (each texting every passenger) one
 /// flight may have in 24 hours, 1 to 100; read by the alerts function and the local stack.
 pub fn alerts_per_flight_per_day() -> Result<Option<u32>, ConfigError> {
@@ -146,6 +163,8 @@ pub struct SmsSettings {
     pub dead_letter_topic: TopicArn,
     /// Where what became of each recipient is reported (the alerts function's ledger).
     pub reports_topic: TopicArn,
+    /// The SMS budget in messages a second; `None`: unpaced.
+    pub sms_per_second: Option<std::num::NonZeroU32>,
     /// The alphanumeric sender id shown where countries allow one: 1 to 11 letters and digits,
     /// at least one a letter.
     pub sender_id: Option<String>,
@@ -169,6 +188,7 @@ impl SmsSettings {
             alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
             dead_letter_topic: topic("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?,
             reports_topic: topic("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN")?,
+            sms_per_second: sms_per_second()?,
             sender_id,
         })
     }

@@ -6,7 +6,8 @@
 mod functions;
 
 pub use functions::{
-    alerts_per_flight_per_day, AlertsSettings, ConfigSource, FlightsSettings, SmsSettings, TopicArn,
+    alerts_per_flight_per_day, sms_per_second, AlertsSettings, ConfigSource, FlightsSettings,
+    SmsSettings, TopicArn,
 };
 
 use std::collections::HashMap;

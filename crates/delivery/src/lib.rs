@@ -46,6 +46,11 @@ pub struct Policy {
     pub tries: u32,
     /// First pause between tries; doubled each time.
     pub backoff: Duration,
+    /// The SMS budget of the origination identity, in messages a second (about 1 for a long
+    /// code, 3 for toll-free, 100 for a short code); `None`: unpaced. Every send, retries
+    /// included, takes the next slot; recipients whose slot falls after the invocation's cutoff
+    /// are handed on untried, so a big alert spreads over as many invocations as it takes.
+    pub per_second: Option<std::num::NonZeroU32>,
 }
 
 impl Default for Policy {
@@ -55,6 +60,7 @@ impl Default for Policy {
             concurrency: 8,
             tries: 3,
             backoff: Duration::from_millis(200),
+            per_second: None,
         }
     }
 }
@@ -107,6 +113,44 @@ enum Outcome {
 /// timeout keeps a quarter of it instead.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
+/// Hands out send slots `1 / per_second` apart, shared by every send of one message.
+struct Pacer {
+    interval: Duration,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    /// The first slot is one interval away: the invocation before (this message handed on, or
+    /// another part) may have used its last slot just now.
+    fn new(per_second: Option<std::num::NonZeroU32>) -> Option<Self> {
+        per_second.map(|n| {
+            let interval = Duration::from_secs(1) / n.get();
+            Self {
+                interval,
+                next: std::sync::Mutex::new(Instant::now() + interval),
+            }
+        })
+    }
+
+    /// Waits for the next slot; `false` (and no slot used) when it falls after `cutoff`.
+    async fn slot(&self, cutoff: Option<Instant>) -> bool {
+        let at = {
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let at = (*next).max(Instant::now());
+            if cutoff.is_some_and(|c| at >= c) {
+                return false;
+            }
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+        true
+    }
+}
+
 /// When to stop starting SMS, for a deadline this far away.
 fn cutoff(deadline: Instant) -> Instant {
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -148,8 +192,10 @@ pub async fn deliver(
     let body = SmsText::for_alert(message).into_string();
     // Owned items: a stream of borrowed ones trips the compiler's Send inference in spawned tasks.
     let body = body.as_str();
+    let pacer = Pacer::new(texting.policy.per_second);
+    let pacer = pacer.as_ref();
     let outcomes: Vec<Outcome> = stream::iter(message.recipients.iter().cloned())
-        .map(|to| send_one(texting, message, to, body, cutoff))
+        .map(|to| send_one(texting, message, to, body, cutoff, pacer))
         .buffer_unordered(texting.policy.concurrency.max(1))
         .collect()
         .await;
@@ -240,6 +286,7 @@ async fn send_one(
     to: PhoneNumber,
     body: &str,
     cutoff: Option<Instant>,
+    pacer: Option<&Pacer>,
 ) -> Outcome {
     let out_of_time = || cutoff.is_some_and(|c| Instant::now() >= c);
     if out_of_time() {
@@ -252,6 +299,17 @@ async fn send_one(
     };
     let mut pause = texting.policy.backoff;
     for try_ in 1..=texting.policy.tries.max(1) {
+        if let Some(pacer) = pacer {
+            if !pacer.slot(cutoff).await {
+                // No slot before the cutoff. Untried: handed on with the same attempt. Tried and
+                // failed: the retry, like any failure, takes the next attempt.
+                return if try_ == 1 {
+                    Outcome::Unsent(sms.to)
+                } else {
+                    Outcome::Failed(sms.to)
+                };
+            }
+        }
         match texting.sender.send(&sms).await {
             Ok(message_id) => {
                 tracing::info!(to = %sms.to, "sms sent");

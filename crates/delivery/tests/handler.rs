@@ -23,6 +23,8 @@ use flightwatch_domain::{
 struct ScriptedSender {
     script: Mutex<HashMap<String, Script>>,
     sent: Mutex<Vec<OutgoingSms>>,
+    /// When each send (failed or not) reached the provider.
+    calls: Mutex<Vec<tokio::time::Instant>>,
 }
 
 #[derive(Clone, Copy)]
@@ -34,6 +36,7 @@ enum Script {
 #[async_trait]
 impl SmsSender for ScriptedSender {
     async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError> {
+        self.calls.lock().unwrap().push(tokio::time::Instant::now());
         let mut script = self.script.lock().unwrap();
         match script.get_mut(sms.to.expose()) {
             Some(Script::Rejected) => return Err(SendError::Rejected("opted out".into())),
@@ -141,6 +144,7 @@ fn rig(script: &[(usize, Script)]) -> Rig {
             concurrency: 4,
             tries: 2,
             backoff: Duration::from_millis(1),
+            per_second: None,
         },
     };
     Rig {
@@ -336,4 +340,66 @@ async fn recipients_not_reached_before_the_deadline_are_handed_on_untried() {
     assert_eq!(handed_on[0].attempt, 1, "no attempt used up");
     assert_eq!(handed_on[0].recipients.len(), 5);
     assert!(rig.sender.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_passengers_at_three_a_second_spread_over_invocations_each_texted_once() {
+    let mut rig = rig(&[]);
+    rig.texting.policy.per_second = std::num::NonZeroU32::new(3);
+    let one = message(1);
+    let phones: Vec<PhoneNumber> = (0..1000).map(phone).collect();
+    let alert = flightwatch_domain::Alert {
+        seq: 1,
+        id: one.alert_id,
+        flight_number: one.flight.flight_number.clone(),
+        departure_date: one.flight.departure_date,
+        event: one.event,
+        reason: one.reason.clone(),
+        estimated_departure: one.estimated_departure,
+        recipients: 1000,
+        publication: flightwatch_domain::Publication::Pending,
+        created_at: chrono::Utc::now(),
+    };
+    // As the relay publishes it: two messages of 500; SNS invokes the function for each.
+    let mut queue = AlertMessage::split(&alert, &one.flight, &phones);
+    let mut invocations = 0;
+    while let Some(m) = queue.pop() {
+        invocations += 1;
+        // The sms function's timeout in serverless.yml.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let event = sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[m]).unwrap();
+        let r = flightwatch_delivery::handle_until(&rig.texting, event, Some(deadline))
+            .await
+            .unwrap();
+        assert_eq!(r.dead_lettered, 0);
+        queue.extend(rig.retries.0.lock().unwrap().drain(..));
+    }
+    let sent = rig.sender.sent.lock().unwrap();
+    let mut to: Vec<_> = sent.iter().map(|s| s.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((sent.len(), to.len()), (1000, 1000), "each texted once");
+    assert!(invocations > 2, "{invocations} invocations");
+    // Never more than 3 sends in any second.
+    let calls = rig.sender.calls.lock().unwrap();
+    for (i, t) in calls.iter().enumerate() {
+        let in_second = calls[i..]
+            .iter()
+            .take_while(|u| **u < *t + Duration::from_secs(1))
+            .count();
+        assert!(
+            in_second <= 3,
+            "{in_second} sends in the second from call {i}"
+        );
+    }
+    // And no handed-on message used up an attempt.
+    let reported: usize = rig
+        .reports
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.outcomes.len())
+        .sum();
+    assert_eq!(reported, 1000);
 }

@@ -83,7 +83,10 @@ impl Options {
                 .unwrap_or_else(|| ".flightwatch/dead-letters.jsonl".into())
                 .into(),
             relay_every,
-            policy: Policy::default(),
+            policy: Policy {
+                per_second: flightwatch_config::sms_per_second()?,
+                ..Policy::default()
+            },
             limits: flightwatch_domain::SpendLimits {
                 alerts_per_day: flightwatch_config::alerts_per_flight_per_day()?
                     .unwrap_or(flightwatch_domain::SpendLimits::DEFAULT_ALERTS_PER_DAY),

@@ -21,7 +21,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             settings.dead_letter_topic.as_str(),
         )),
         reports: Arc::new(SnsTopic::from_config(&sdk, settings.reports_topic.as_str())),
-        policy: Policy::default(),
+        policy: Policy {
+            per_second: settings.sms_per_second,
+            ..Policy::default()
+        },
     };
     let texting = &texting;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {

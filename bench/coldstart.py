@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Cold start of each Lambda binary, as Lambda sees it: the time from exec to the binary's first
 `GET /runtime/invocation/next` on a Lambda Runtime API (served here by a minimal stand-in), and
-its resident memory at that moment. Prints a table of medians over N runs.
+its resident memory at that moment. Each function runs alternately with `hello-lambda` (the
+smallest lambda_runtime function, same profile), so both see the same machine, and the table
+gives medians over N runs with the ratio to that baseline.
 
-  coldstart.py BIN_DIR [N]      (BIN_DIR holds release builds of flights, alerts, sms)
+  coldstart.py BIN_DIR [N]      (BIN_DIR holds release builds of hello-lambda, flights, alerts, sms)
 """
 
 import http.server
@@ -50,6 +52,7 @@ env = {
     "DATABASE_URL": "mysql://bench:bench@127.0.0.1:3306/bench",
     "FLIGHTWATCH_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench",
     "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-dlq",
+    "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-reports",
     "RUST_LOG": "warn",
 }
 
@@ -62,23 +65,38 @@ def rss_kib(pid):
     return 0
 
 
-print(f"cold start to first /next, median of {RUNS} runs (this machine; Lambda's own init overhead not included)")
-print(f"{'function':<10} {'start (ms)':>10} {'p90 (ms)':>9} {'RSS (MiB)':>10} {'binary (MiB)':>13}")
+def start_once(path):
+    """Milliseconds from exec to the first /next, and the RSS (MiB) then."""
+    first_next.clear()
+    start = time.perf_counter()
+    proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not first_next.wait(10):
+        proc.kill()
+        sys.exit(f"{path} never asked for an event")
+    took = (time.perf_counter() - start) * 1000
+    rss = rss_kib(proc.pid) / 1024
+    proc.kill()
+    proc.wait()
+    return took, rss
+
+
+print(f"cold start to first /next, median of {RUNS} runs alternating with the baseline "
+      "(this machine; Lambda's own init overhead not included)")
+print(f"{'function':<13} {'start (ms)':>10} {'x base':>7} {'p90 (ms)':>9} {'RSS (MiB)':>10} {'x base':>7} "
+      f"{'binary (MiB)':>13}")
+baseline = os.path.join(BIN_DIR, "hello-lambda")
 for name in ("flights", "alerts", "sms"):
     path = os.path.join(BIN_DIR, name)
-    times, rss = [], []
+    runs = {"hello-lambda": ([], []), name: ([], [])}
     for _ in range(RUNS):
-        first_next.clear()
-        start = time.perf_counter()
-        proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not first_next.wait(10):
-            proc.kill()
-            sys.exit(f"{name} never asked for an event")
-        times.append((time.perf_counter() - start) * 1000)
-        rss.append(rss_kib(proc.pid) / 1024)
-        proc.kill()
-        proc.wait()
-    times.sort()
-    print(f"{name:<10} {statistics.median(times):>10.1f} {times[int(len(times) * 0.9) - 1]:>9.1f} "
-          f"{statistics.median(rss):>10.1f} {os.path.getsize(path) / 2**20:>13.1f}")
+        for label, p in (("hello-lambda", baseline), (name, path)):
+            took, rss = start_once(p)
+            runs[label][0].append(took)
+            runs[label][1].append(rss)
+    base_t, base_rss = (statistics.median(v) for v in runs["hello-lambda"])
+    for label, p in (("hello-lambda", baseline), (name, path)):
+        times, rss = sorted(runs[label][0]), runs[label][1]
+        t, r = statistics.median(times), statistics.median(rss)
+        print(f"{label:<13} {t:>10.1f} {t / base_t:>7.2f} {times[int(len(times) * 0.9) - 1]:>9.1f} "
+              f"{r:>10.1f} {r / base_rss:>7.2f} {os.path.getsize(p) / 2**20:>13.1f}")
 server.shutdown()

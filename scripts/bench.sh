@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints the figures that matter on Lambda and locally:
-#   1. cold start (exec to first /next on a Runtime API) and memory of each Lambda binary
-#      (release build for this machine's architecture; bench/coldstart.py);
+#   1. cold start (exec to first /next on a Runtime API) and memory of each Lambda binary, each
+#      as a ratio to a hello-world lambda_runtime binary run alternately with it (release build
+#      for this machine's architecture; bench/coldstart.py);
 #   2. request latency and throughput of the local stack, on SQLite and on MariaDB
 #      (release build; bench/load.py);
 #   3. the deployable artifacts' sizes, when scripts/build.sh has made them.
@@ -16,7 +17,7 @@ fw_target_dir
 n=${1:-300}
 
 fw_log "release build (host architecture)"
-cargo build --quiet --release --locked -p flights -p alerts -p sms -p flightwatch-local
+cargo build --quiet --release --locked -p hello-lambda -p flights -p alerts -p sms -p flightwatch-local
 
 echo
 python3 bench/coldstart.py "$CARGO_TARGET_DIR/release" 20

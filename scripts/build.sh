@@ -7,6 +7,11 @@
 #   scripts/build.sh [--arch arm64|x86_64]    (default arm64: cheaper per ms, starts faster)
 #
 # Environment: FLIGHTWATCH_LAMBDA_DIR overrides where the zips go (default target/lambda).
+#
+# Fails when an arm64 zip exceeds its ceiling below, after printing every size. The ceilings are a
+# ratchet: today's sizes plus a little, so that no change grows a function unnoticed. Issue 13's
+# budgets (2 MiB each, flights 1.5 MiB) are printed beside them; lower a ceiling whenever a cut
+# lands, until they meet.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -43,10 +48,24 @@ fw_log "building flights, alerts, sms and migrate for $arch (release) into $lamb
 for fn in flights alerts sms migrate; do
   cargo lambda build --release "$flag" --output-format zip --lambda-dir "$lambda_dir" -p "$fn"
 done
-for fn in flights alerts sms migrate; do
+# KiB zipped (arm64): function ceiling budget
+limits="flights 3000 1536
+alerts 3150 2048
+sms 2400 2048
+migrate 1520 2048"
+over=()
+while read -r fn ceiling budget; do
   zip="$lambda_dir/$fn/bootstrap.zip"
   [[ -s "$zip" ]] || { fw_log "missing $zip"; exit 1; }
   # Serverless names each uploaded artifact after its file: one name per function.
   cp "$zip" "$lambda_dir/$fn.zip"
-  fw_log "$fn: $(du -k "$zip" | cut -f1) KiB zipped"
-done
+  kib=$(( ($(stat -c %s "$zip") + 1023) / 1024 ))
+  fw_log "$fn: $kib KiB zipped (ceiling $ceiling KiB, issue 13's budget $budget KiB)"
+  if [[ $arch == arm64 ]] && (( kib > ceiling )); then
+    over+=("$fn ($kib KiB > $ceiling KiB)")
+  fi
+done <<<"$limits"
+if (( ${#over[@]} )); then
+  fw_log "over their size ceiling: ${over[*]}"
+  exit 1
+fi

@@ -17,8 +17,9 @@ pub mod notify;
 pub mod relay;
 
 use flightwatch_domain::flight::FlightSummary;
-use flightwatch_domain::ports::DeliveryLedger;
-use flightwatch_domain::ports::{AlertListing, FlightStore, RegisterError, Registered, StoreError};
+use flightwatch_domain::ports::{
+    AlertListing, DeliveryLedger, FlightStore, RegisterError, Registered, StoreError,
+};
 use flightwatch_domain::{
     Alert, AlertId, AlertQuery, DeliveryCounts, DeliveryReport, FlightKey, FlightRegistration,
     Passenger, RecipientDelivery,

@@ -342,6 +342,14 @@ async fn recipients_not_reached_before_the_deadline_are_handed_on_untried() {
     assert!(rig.sender.sent.lock().unwrap().is_empty());
 }
 
+/// The sms function's timeout, as `serverless.yml` gives it to Lambda.
+fn sms_timeout() -> Duration {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../serverless.yml");
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Duration::from_secs(yaml["functions"]["sms"]["timeout"].as_u64().unwrap())
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_thousand_passengers_at_three_a_second_spread_over_invocations_each_texted_once() {
     let mut rig = rig(&[]);
@@ -365,8 +373,7 @@ async fn a_thousand_passengers_at_three_a_second_spread_over_invocations_each_te
     let mut invocations = 0;
     while let Some(m) = queue.pop() {
         invocations += 1;
-        // The sms function's timeout in serverless.yml.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + sms_timeout();
         let event = sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[m]).unwrap();
         let r = flightwatch_delivery::handle_until(&rig.texting, event, Some(deadline))
             .await

@@ -23,6 +23,13 @@ impl SpendLimits {
     /// A flight that departed longer ago than this gets no more alerts.
     pub const DEPARTED_FOR: Duration = Duration::from_secs(24 * 3600);
 
+    /// The limits for a configured number of alerts a day (`None`: the default).
+    pub fn per_day(alerts_per_day: Option<u32>) -> Self {
+        Self {
+            alerts_per_day: alerts_per_day.unwrap_or(Self::DEFAULT_ALERTS_PER_DAY),
+        }
+    }
+
     /// Whether one more alert fits, given when the flight's latest alerts were created (any
     /// order; only those within `WINDOW` of `now` count). When it does not, the refusal says when
     /// the oldest of them leaves the window.
@@ -47,9 +54,7 @@ impl SpendLimits {
 
 impl Default for SpendLimits {
     fn default() -> Self {
-        Self {
-            alerts_per_day: Self::DEFAULT_ALERTS_PER_DAY,
-        }
+        Self::per_day(None)
     }
 }
 

@@ -87,10 +87,9 @@ impl Options {
                 per_second: flightwatch_config::sms_per_second()?,
                 ..Policy::default()
             },
-            limits: flightwatch_domain::SpendLimits {
-                alerts_per_day: flightwatch_config::alerts_per_flight_per_day()?
-                    .unwrap_or(flightwatch_domain::SpendLimits::DEFAULT_ALERTS_PER_DAY),
-            },
+            limits: flightwatch_domain::SpendLimits::per_day(
+                flightwatch_config::alerts_per_flight_per_day()?,
+            ),
             sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
                 alerts_topic_arn,
                 dead_letter_topic_arn: var("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN"),

@@ -22,11 +22,7 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let topic = settings.alerts_topic.as_str();
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
     let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, topic));
-    let limits = SpendLimits {
-        alerts_per_day: settings
-            .alerts_per_flight_per_day
-            .unwrap_or(SpendLimits::DEFAULT_ALERTS_PER_DAY),
-    };
+    let limits = SpendLimits::per_day(settings.alerts_per_flight_per_day);
     let app = flightwatch_api::traced(router(AlertsState {
         store: store.clone(),
         bus: bus.clone(),

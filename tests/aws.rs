@@ -10,10 +10,10 @@ use axum::body::Body;
 use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_app::relay;
 use flightwatch_aws::{
-    database_settings, s3_client, ConfigSource, LoadError, SnsSmsSender, SnsTopic,
+    database_settings, s3_client, ConfigSource, LoadError, S3Claims, SnsSmsSender, SnsTopic,
 };
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{AlertBus, FlightStore, OutgoingSms, SmsSender};
+use flightwatch_domain::ports::{AlertBus, FlightStore, OutgoingSms, SmsClaims, SmsSender};
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule,
     PhoneNumber, Publication,
@@ -70,7 +70,7 @@ async fn a_thousand_recipients_go_on_the_topic_in_messages_far_under_the_sns_lim
     let phones: Vec<PhoneNumber> = (0..1000)
         .map(|i| PhoneNumber::parse(&format!("+4479111{i:05}")).unwrap())
         .collect();
-    for m in AlertMessage::split(&alert, &schedule(), &phones) {
+    for m in AlertMessage::split(&alert, &schedule(), 1, &phones) {
         bus.publish(&m).await.unwrap();
     }
     let sent = moto::topic_messages(&topic).await;
@@ -101,6 +101,50 @@ async fn an_sms_goes_out_with_sns_publish_to_the_phone_number() {
         .await
         .unwrap();
     assert_eq!(moto::sms_to(&phone).await, [body]);
+}
+
+#[tokio::test]
+async fn a_recipient_is_claimed_once_in_s3_however_often_its_message_comes() {
+    let sdk = moto::sdk().await;
+    let bucket = moto::unique("claims");
+    s3_client(&sdk)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let claims = S3Claims::from_config(&sdk, &bucket);
+    let alert = Alert {
+        seq: 1,
+        id: AlertId::new(),
+        flight_number: FlightNumber::parse("UA123").unwrap(),
+        departure_date: "2037-12-01".parse().unwrap(),
+        event: EventKind::Cancelled,
+        reason: None,
+        estimated_departure: None,
+        recipients: 1,
+        publication: Publication::Pending,
+        created_at: chrono::Utc::now(),
+    };
+    let flight = FlightSchedule {
+        flight_number: alert.flight_number.clone(),
+        departure_date: alert.departure_date,
+        origin: AirportCode::parse("SFO").unwrap(),
+        destination: AirportCode::parse("JFK").unwrap(),
+        scheduled_departure: parse_time("2037-12-01T08:05:00-08:00").unwrap(),
+    };
+    let phones = [PhoneNumber::parse("+14155550100").unwrap()];
+    let first = &AlertMessage::split(&alert, &flight, 1, &phones)[0];
+    let other = &AlertMessage::split(&alert, &flight, 2, &phones)[0];
+    assert!(claims.claim(first, 0).await.unwrap());
+    assert!(!claims.claim(first, 0).await.unwrap(), "a second delivery");
+    assert!(claims.claim(first, 1).await.unwrap(), "another recipient");
+    assert!(claims.claim(other, 0).await.unwrap(), "another hand-out");
+    // The key names the alert, hand-out and place, never a phone.
+    assert!(!S3Claims::key(first, 0).contains("4155550100"));
+    // A bucket that is not there is an error (the recipient is retried), not a claim.
+    let missing = S3Claims::from_config(&sdk, moto::unique("no-such-bucket"));
+    assert!(missing.claim(first, 0).await.is_err());
 }
 
 #[tokio::test]
@@ -214,6 +258,7 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         store: store.clone(),
         bus: bus.clone(),
         limits: Default::default(),
+        hand_out: relay::UNPACED_LIMIT,
     };
     let req = http::Request::post("/notifications")
         .header("content-type", "application/json")
@@ -230,32 +275,27 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         receipt["publication"], "PENDING",
         "the topic does not exist yet"
     );
-    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM alert_outbox")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert!(error.is_some_and(|e| !e.is_empty()));
-
-    // The topic comes back; once the retry is due, the relay publishes without any client retry.
+    // The topic comes back; once the wait for the unconfirmed hand-out is over, the relay hands
+    // the recipients out again without any client retry.
     aws_sdk_sns::Client::new(&sdk)
         .create_topic()
         .name(&name)
         .send()
         .await
         .unwrap();
-    sqlx::query("UPDATE alert_outbox SET lease_until = NULL")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let later = chrono::Utc::now()
+        + chrono::Duration::from_std(flightwatch_domain::delivery::timing::UNCONFIRMED_WAIT)
+            .unwrap();
     let report = relay::relay(
         store.as_ref(),
         bus.as_ref(),
-        10,
+        relay::UNPACED_LIMIT,
         std::time::Duration::from_secs(5),
+        later,
     )
     .await
     .unwrap();
-    assert_eq!(report.published, 1);
+    assert_eq!(report.handed_out, 2);
     let sent = moto::topic_messages(&arn).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(
@@ -273,7 +313,6 @@ async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool:
         pool,
         Some(SnsOptions {
             alerts_topic_arn: topic.clone(),
-            dead_letter_topic_arn: None,
             reports_topic_arn: Some(reports.clone()),
             sender_id: None,
         }),

@@ -100,7 +100,10 @@ async fn a_delay_reaches_every_passenger_once_and_is_listed(h: Harness) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(delivery, json!({"pending": 0, "sent": 2, "failed": 0}));
+    assert_eq!(
+        delivery,
+        json!({"pending": 0, "sent": 2, "delivered": 0, "failed": 0})
+    );
     let (status, details) = h.get(&format!("/alerts/{alert_id}")).await;
     assert_eq!(status, StatusCode::OK, "{details}");
     assert_eq!(details["delivery"], delivery);

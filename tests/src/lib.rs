@@ -61,7 +61,6 @@ impl Harness {
         let options = Options {
             api_key: Some(API_KEY.into()),
             sms_outbox: outbox.clone(),
-            dead_letters: dir.join("dead-letters.jsonl"),
             relay_every: Duration::from_millis(200),
             policy: Default::default(),
             limits: Default::default(),

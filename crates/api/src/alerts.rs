@@ -33,6 +33,8 @@ pub struct AlertsState {
     pub store: Arc<dyn AlertStore>,
     pub bus: Arc<dyn AlertBus>,
     pub limits: SpendLimits,
+    /// Recipients a request may hand out at once (`relay::pass_limit` of the SMS budget).
+    pub hand_out: u32,
 }
 
 pub fn router(state: AlertsState) -> Router {
@@ -165,7 +167,7 @@ async fn notify(
         state.bus.as_ref(),
         &notification,
         idempotency.as_ref(),
-        notify::Limits::now(state.limits),
+        notify::Limits::now(state.limits, state.hand_out),
     )
     .await
     .map_err(|e| match e {

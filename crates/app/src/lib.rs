@@ -6,9 +6,9 @@
 //! - `notify`: record a reported event as an alert and put it on the bus (`idempotency` holds the
 //!   one place where an `Idempotency-Key` is parsed and a request fingerprinted);
 //! - `list`: the alerts issued, newest first, a page at a time;
-//! - `relay`: publication of alerts still pending, and housekeeping;
-//! - `details` and `record_outcomes`: the delivery ledger, read and fed by the sms function's
-//!   reports.
+//! - `relay`: handing out, from the delivery ledger, the recipients due; and housekeeping;
+//! - `details`, `record_outcomes` and `record_carrier`: the delivery ledger, read and fed by the
+//!   sms function's reports and the carrier's delivery status.
 //!
 //! Delivering the SMS is the sms function's use case, in `flightwatch-delivery`.
 
@@ -21,8 +21,8 @@ use flightwatch_domain::ports::{
     AlertListing, DeliveryLedger, FlightStore, RegisterError, Registered, StoreError,
 };
 use flightwatch_domain::{
-    Alert, AlertId, AlertQuery, DeliveryCounts, DeliveryReport, FlightKey, FlightRegistration,
-    Passenger, RecipientDelivery,
+    Alert, AlertId, AlertQuery, CarrierOutcome, DeliveryCounts, DeliveryReport, FlightKey,
+    FlightRegistration, Passenger, RecipientDelivery,
 };
 
 /// Registers a flight, or merges it into the registered one (unless that overfills it).
@@ -83,8 +83,22 @@ pub async fn record_outcomes(
     ledger: &dyn DeliveryLedger,
     report: &DeliveryReport,
 ) -> Result<u64, StoreError> {
-    let changed = ledger.record_outcomes(report).await?;
+    let changed = ledger.record_outcomes(report, chrono::Utc::now()).await?;
     tracing::info!(alert_id = %report.alert_id, outcomes = report.outcomes.len(), changed, "delivery report recorded");
+    Ok(changed)
+}
+
+/// Records what the carrier said of SMS sent (delivered or not) in the delivery ledger.
+pub async fn record_carrier(
+    ledger: &dyn DeliveryLedger,
+    outcomes: &[CarrierOutcome],
+) -> Result<u64, StoreError> {
+    let changed = ledger.record_carrier(outcomes, chrono::Utc::now()).await?;
+    tracing::info!(
+        outcomes = outcomes.len(),
+        changed,
+        "carrier outcomes recorded"
+    );
     Ok(changed)
 }
 

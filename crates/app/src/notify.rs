@@ -1,6 +1,6 @@
-//! Reporting a flight event: the alert is recorded (with its recipients, the facts its SMS will
-//! state and an outbox entry, in one transaction) and put on the bus right away; if that fails,
-//! the relay publishes it later.
+//! Reporting a flight event: the alert is recorded (with its recipients due in the delivery
+//! ledger, the facts its SMS will state and an outbox entry, in one transaction) and its
+//! recipients handed out right away; whatever is not, the relay hands out later.
 
 use chrono::{DateTime, Utc};
 use flightwatch_domain::event::EventError;
@@ -39,17 +39,20 @@ pub enum NotifyError {
     Store(#[from] StoreError),
 }
 
-/// What a notification is checked against: the spend limits, at a moment.
+/// What a notification is checked against: the spend limits, at a moment; and how many
+/// recipients it may hand out at once (the relay's pass limit, from the SMS budget).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub spend: SpendLimits,
+    pub hand_out: u32,
     pub now: DateTime<Utc>,
 }
 
 impl Limits {
-    pub fn now(spend: SpendLimits) -> Self {
+    pub fn now(spend: SpendLimits, hand_out: u32) -> Self {
         Self {
             spend,
+            hand_out,
             now: Utc::now(),
         }
     }
@@ -93,10 +96,12 @@ pub async fn notify(
         Recorded::Refused(refusal) => return Err(refusal.into()),
     };
     if created && alert.publication == Publication::Pending {
-        // The alert is committed with its outbox entry: if this fails, the relay publishes it.
-        match relay::publish_now(outbox, bus, alert.id).await {
-            Ok(true) => alert.publication = Publication::Published,
-            Ok(false) => {}
+        // The alert is committed with its recipients due: if this fails, the relay hands them out.
+        match relay::publish_now(outbox, bus, alert.id, limits.hand_out, limits.now).await {
+            Ok(true) if alert.recipients <= limits.hand_out => {
+                alert.publication = Publication::Published
+            }
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "alert left pending for the relay"),
         }
     }

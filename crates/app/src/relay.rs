@@ -1,15 +1,14 @@
-//! The outbox relay, and getting recorded alerts onto the bus: right after the request that
-//! created them, and again from the relay for any that did not make it. Nothing accepted is lost: an alert stays
-//! pending until every one of its messages is on the bus.
+//! Handing recipients out to the bus from the delivery ledger: right after the request that
+//! recorded an alert, and from the scheduled relay for whoever is due again (a retry after its
+//! backoff, a hand-out the bus never acknowledged, a recipient the sms function had no time
+//! for). Each pass hands out at most what the SMS budget can send before the next pass, so the
+//! sms function (one invocation at a time) is never given more than it may send.
 
 use std::time::Duration;
 
-use flightwatch_domain::ports::{AlertBus, BusError, Claimed, Outbox, PendingAlert, StoreError};
+use chrono::{DateTime, Utc};
+use flightwatch_domain::ports::{AlertBus, BusError, Claimed, Handout, Outbox, StoreError};
 use flightwatch_domain::AlertId;
-
-/// How long a publisher holds an alert before another may take it over: far longer than a
-/// publish takes, short enough that a crashed publisher delays an alert by seconds, not hours.
-pub const LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -19,141 +18,125 @@ pub enum PublishError {
     Store(#[from] StoreError),
 }
 
-/// When a failed alert is due again: 5 s, 10 s, 20 s, ... at most 5 min.
-pub fn retry_after(attempts: u32) -> Duration {
-    let exp = attempts.saturating_sub(1).min(6);
-    Duration::from_secs(5 * (1 << exp)).min(Duration::from_secs(300))
+/// How long one publish may take before it counts as failed (its hand-out unconfirmed).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the relay runs (EventBridge's schedule in `serverless.yml`, the local timer).
+pub const PASS_EVERY: Duration = Duration::from_secs(60);
+
+/// Recipients handed out per pass when sends are not paced.
+pub const UNPACED_LIMIT: u32 = 2000;
+
+/// How many recipients one pass may hand out: what the SMS budget sends until the next pass.
+pub fn pass_limit(per_second: Option<std::num::NonZeroU32>) -> u32 {
+    per_second.map_or(UNPACED_LIMIT, |n| {
+        n.get().saturating_mul(PASS_EVERY.as_secs() as u32)
+    })
 }
 
-/// Publishes one alert now if nobody else is. `Ok(true)` when it is on the bus.
+/// Hands out an alert's due recipients now (the request that recorded it). `Ok(true)` when
+/// every message handed out is on the bus.
 pub async fn publish_now(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
     id: AlertId,
+    limit: u32,
+    now: DateTime<Utc>,
 ) -> Result<bool, PublishError> {
-    match store.claim(id, LEASE).await? {
-        Some(pending) => publish(store, bus, pending, None)
-            .await
-            .map(|p| p == Published::Whole),
-        None => Ok(false),
+    let mut all = true;
+    for claimed in store.hand_out(Some(id), limit, now).await? {
+        match claimed {
+            Claimed::Ready(handout) => publish(store, bus, &handout, now).await?,
+            // The relay's pass sets it aside.
+            Claimed::Unreadable { .. } => all = false,
+        }
     }
+    Ok(all)
 }
 
-/// How far a publication got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Published {
-    Whole,
-    /// Out of time between two parts: the parts on the bus are recorded and the lease released,
-    /// so the next relay pass resumes after them instead of a timeout stopping it mid-part.
-    Paused {
-        parts_published: u32,
-    },
-}
-
-/// Publishes a claimed alert's remaining messages, recording progress after each, and starting
-/// no part after `deadline` (the first part always goes: a pass must make progress).
-#[tracing::instrument(skip_all, fields(alert_id = %pending.alert.id, attempt = pending.attempts, recipients = pending.recipients.len()))]
+/// Publishes a hand-out's messages, confirming each one the bus takes. A message the bus
+/// refuses, or does not answer in time, stays unconfirmed: the ledger hands it out again once
+/// the wait for a report is over, unless the sms function reports on it first.
+#[tracing::instrument(skip_all, fields(alert_id = %handout.alert.id, attempt = handout.attempt, recipients = handout.recipients.len()))]
 pub async fn publish(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
-    pending: PendingAlert,
-    deadline: Option<tokio::time::Instant>,
-) -> Result<Published, PublishError> {
-    let id = pending.alert.id;
-    let messages = pending.messages();
-    let parts = messages.len() as u32;
-    for (n, message) in messages
-        .iter()
-        .enumerate()
-        .skip(pending.parts_published as usize)
-    {
-        let started_one = n > pending.parts_published as usize;
-        if started_one && deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            let parts_published = n as u32;
-            store.release(id).await?;
-            tracing::info!(
-                parts_published,
-                parts,
-                "out of time between parts; the next pass resumes"
-            );
-            return Ok(Published::Paused { parts_published });
-        }
-        let published = match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(message)).await {
+    handout: &Handout,
+    now: DateTime<Utc>,
+) -> Result<(), PublishError> {
+    for message in handout.messages() {
+        let published = match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&message)).await {
             Ok(result) => result,
             Err(_) => Err(BusError("publishing timed out".into())),
         };
         if let Err(e) = published {
-            tracing::warn!(error = %e, part = message.part, "publish failed; the alert stays pending");
-            store
-                .mark_failed(id, &e.to_string(), retry_after(pending.attempts))
-                .await?;
+            tracing::warn!(error = %e, part = message.part, "publish failed; the hand-out waits for a report, then goes again");
             return Err(e.into());
         }
-        if message.part < parts {
-            store.mark_progress(id, message.part).await?;
-        }
+        store
+            .confirm(handout.alert.id, handout.attempt, &message.recipients, now)
+            .await?;
     }
-    store.mark_published(id).await?;
-    tracing::info!(parts, "alert published");
-    Ok(Published::Whole)
+    tracing::info!("recipients handed out");
+    Ok(())
 }
 
 /// What one relay pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RelayReport {
-    pub published: u32,
-    /// Alerts stopped between two parts by the time budget; the next pass resumes them.
-    pub paused: u32,
-    /// Publishes that failed: those alerts stay pending and are retried with backoff.
+    /// Recipients handed out and on the bus.
+    pub handed_out: u32,
+    /// Hand-outs the bus did not take: they go again after the wait.
     pub failed: u32,
-    /// Rows that could not be processed at all, set aside as failed publications.
+    /// Alerts that could not be processed at all, set aside as failed publications.
     pub set_aside: u32,
+    /// Recipients failed for want of a report, or past their alert's deadline.
+    pub given_up: u64,
 }
 
-/// How long one publish may take before it counts as failed: several of them fit in a lease.
-pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One pass of the outbox relay: publishes due alerts one at a time (each claimed just before it
-/// is published, so no lease runs out while it waits its turn), at most `batch` of them, and
-/// starts no new alert, nor a further part of a big one, after `budget`: in Lambda, well inside
-/// the function's timeout.
+/// One relay pass at `now`: ends the waits that are over, then hands out up to `limit` due
+/// recipients, starting no hand-out after `budget` (in Lambda, well inside the function's
+/// timeout).
 pub async fn relay(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
-    batch: u32,
+    limit: u32,
     budget: Duration,
+    now: DateTime<Utc>,
 ) -> Result<RelayReport, StoreError> {
     let started = tokio::time::Instant::now();
-    let deadline = started + budget;
     let mut report = RelayReport::default();
-    for _ in 0..batch {
-        if started.elapsed() >= budget {
+    let settled = store.settle(now).await?;
+    report.given_up = settled.unknown + settled.expired;
+    if settled != Default::default() {
+        tracing::info!(?settled, "waits ended");
+    }
+    let mut left = limit;
+    'passes: while left > 0 && started.elapsed() < budget {
+        let claimed = store.hand_out(None, left.min(500), now).await?;
+        if claimed.is_empty() {
             break;
         }
-        let pending = match store.claim_due(1, LEASE).await?.pop() {
-            None => break,
-            Some(Claimed::Ready(pending)) => pending,
-            Some(Claimed::Unreadable { seq, error }) => {
-                set_aside(store, seq, &error).await?;
-                report.set_aside += 1;
-                continue;
+        for c in claimed {
+            let handout = match c {
+                Claimed::Ready(handout) => handout,
+                Claimed::Unreadable { seq, error } => {
+                    set_aside(store, seq, &error, now).await?;
+                    report.set_aside += 1;
+                    continue;
+                }
+            };
+            let n = handout.recipients.len() as u32;
+            left = left.saturating_sub(n);
+            match publish(store, bus, &handout, now).await {
+                Ok(()) => report.handed_out += n,
+                // The bus is down: the rest would fail alike, and waits its turn.
+                Err(PublishError::Bus(_)) => {
+                    report.failed += 1;
+                    break 'passes;
+                }
+                Err(PublishError::Store(e)) => return Err(e),
             }
-        };
-        let seq = pending.alert.seq;
-        match publish(store, bus, pending, Some(deadline)).await {
-            Ok(Published::Whole) => report.published += 1,
-            Ok(Published::Paused { .. }) => {
-                report.paused += 1;
-                break;
-            }
-            Err(PublishError::Bus(_)) => report.failed += 1,
-            // A fault of this row's own (it cannot be written back, say) must not block the
-            // others; a store that is down stops the pass, and the next one resumes.
-            Err(PublishError::Store(e)) if !e.is_transient() => {
-                set_aside(store, seq, &e).await?;
-                report.set_aside += 1;
-            }
-            Err(PublishError::Store(e)) => return Err(e),
         }
     }
     // Housekeeping rides on the relay's schedule, after publication and never in its way.
@@ -166,10 +149,15 @@ pub async fn relay(
     Ok(report)
 }
 
-async fn set_aside(store: &dyn Outbox, seq: i64, error: &StoreError) -> Result<(), StoreError> {
+async fn set_aside(
+    store: &dyn Outbox,
+    seq: i64,
+    error: &StoreError,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let why = flightwatch_domain::error_chain(error);
-    tracing::error!(alert_seq = seq, error = %why, "outbox row set aside: it cannot be published");
-    store.set_aside(seq, &why).await
+    tracing::error!(alert_seq = seq, error = %why, "alert set aside: it cannot be published");
+    store.set_aside(seq, &why, now).await
 }
 
 #[cfg(test)]
@@ -177,8 +165,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_up_to_five_minutes() {
-        let waits: Vec<u64> = (1..=9).map(|a| retry_after(a).as_secs()).collect();
-        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    fn a_pass_hands_out_what_the_budget_sends_before_the_next() {
+        assert_eq!(pass_limit(std::num::NonZeroU32::new(3)), 180);
+        assert_eq!(pass_limit(None), UNPACED_LIMIT);
     }
 }

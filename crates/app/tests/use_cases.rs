@@ -7,12 +7,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use flightwatch_app::notify::{notify, Limits, NotifyError};
 use flightwatch_app::{idempotency, list, relay};
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
-    AlertBus, AlertListing, BusError, Claimed, Idempotency, Notifications, Outbox, PendingAlert,
-    Recorded, StoreError,
+    AlertBus, AlertListing, BusError, Claimed, Handout, Idempotency, Notifications, Outbox,
+    Recorded, Settled, StoreError,
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, AlertQuery, DeliveryCounts, FlightEvent, FlightKey,
@@ -24,6 +25,7 @@ use flightwatch_domain::{
 fn limits() -> Limits {
     Limits {
         spend: SpendLimits::default(),
+        hand_out: 2000,
         now: parse_time("2026-11-27T12:00:00Z").unwrap().to_utc(),
     }
 }
@@ -36,11 +38,10 @@ struct FakeAlerts {
     unreadable: Mutex<Vec<i64>>,
     set_aside: Mutex<Vec<i64>>,
     housekeeping_fails: bool,
-    /// Recipients of every alert (1 unless a test wants a big one).
+    /// Recipients of every alert (2 unless a test wants a big one).
     recipients: usize,
-    /// Parts on the bus, by alert, and leases given back.
-    progress: Mutex<std::collections::HashMap<AlertId, u32>>,
-    released: Mutex<u32>,
+    /// The ledger: each alert's recipients, and whether each is out.
+    ledger: Mutex<std::collections::BTreeMap<i64, Vec<(PhoneNumber, bool)>>>,
 }
 
 #[async_trait]
@@ -80,10 +81,19 @@ impl Notifications for FakeAlerts {
             event: n.event.kind(),
             reason: n.reason.clone(),
             estimated_departure: n.event.estimated_departure(),
-            recipients: 2,
+            recipients: self.recipients() as u32,
             publication: Publication::Pending,
             created_at: now,
         };
+        let phones = (0..self.recipients())
+            .map(|i| {
+                (
+                    PhoneNumber::parse(&format!("+1415555{i:04}")).unwrap(),
+                    false,
+                )
+            })
+            .collect();
+        self.ledger.lock().unwrap().insert(alert.seq, phones);
         alerts.push((alert.clone(), idempotency.cloned()));
         Ok(Recorded::Created(alert))
     }
@@ -130,61 +140,75 @@ impl AlertListing for FakeAlerts {
 
 #[async_trait]
 impl Outbox for FakeAlerts {
-    async fn claim(&self, id: AlertId, _: Duration) -> Result<Option<PendingAlert>, StoreError> {
-        let alerts = self.alerts.lock().unwrap();
-        Ok(alerts
-            .iter()
-            .find(|(a, _)| a.id == id && a.publication == Publication::Pending)
-            .map(|(a, _)| self.pending(a)))
+    async fn settle(&self, _: DateTime<Utc>) -> Result<Settled, StoreError> {
+        Ok(Settled::default())
     }
 
-    async fn claim_due(&self, limit: u32, _: Duration) -> Result<Vec<Claimed>, StoreError> {
+    async fn hand_out(
+        &self,
+        id: Option<AlertId>,
+        limit: u32,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let alerts = self.alerts.lock().unwrap();
         let set_aside = self.set_aside.lock().unwrap();
-        Ok(alerts
-            .iter()
-            .filter(|(a, _)| a.publication == Publication::Pending && !set_aside.contains(&a.seq))
-            .take(limit as usize)
-            .map(|(a, _)| {
-                if self.unreadable.lock().unwrap().contains(&a.seq) {
-                    Claimed::Unreadable {
-                        seq: a.seq,
-                        error: StoreError::permanent("stored origin is not valid"),
-                    }
-                } else {
-                    Claimed::Ready(self.pending(a))
-                }
-            })
-            .collect())
+        let mut ledger = self.ledger.lock().unwrap();
+        let mut left = limit as usize;
+        let mut claimed = Vec::new();
+        for (a, _) in alerts.iter() {
+            if id.is_some_and(|id| id != a.id) || set_aside.contains(&a.seq) || left == 0 {
+                continue;
+            }
+            let due: Vec<_> = ledger
+                .get_mut(&a.seq)
+                .unwrap()
+                .iter_mut()
+                .filter(|(_, out)| !out)
+                .take(left)
+                .map(|(phone, out)| {
+                    *out = true;
+                    phone.clone()
+                })
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            left -= due.len();
+            if self.unreadable.lock().unwrap().contains(&a.seq) {
+                claimed.push(Claimed::Unreadable {
+                    seq: a.seq,
+                    error: StoreError::permanent("stored origin is not valid"),
+                });
+            } else {
+                claimed.push(Claimed::Ready(Handout {
+                    alert: a.clone(),
+                    flight: self.flights[0].clone(),
+                    attempt: 1,
+                    recipients: due,
+                }));
+            }
+        }
+        Ok(claimed)
     }
 
-    async fn set_aside(&self, seq: i64, _: &str) -> Result<(), StoreError> {
-        self.set_aside.lock().unwrap().push(seq);
-        Ok(())
-    }
-
-    async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError> {
-        let mut progress = self.progress.lock().unwrap();
-        let p = progress.entry(id).or_default();
-        *p = (*p).max(parts);
-        Ok(())
-    }
-
-    async fn release(&self, _: AlertId) -> Result<(), StoreError> {
-        *self.released.lock().unwrap() += 1;
-        Ok(())
-    }
-
-    async fn mark_published(&self, id: AlertId) -> Result<(), StoreError> {
+    async fn confirm(
+        &self,
+        id: AlertId,
+        _: u32,
+        _: &[PhoneNumber],
+        _: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let ledger = self.ledger.lock().unwrap();
         for (a, _) in self.alerts.lock().unwrap().iter_mut() {
-            if a.id == id {
+            if a.id == id && ledger[&a.seq].iter().all(|(_, out)| *out) {
                 a.publication = Publication::Published;
             }
         }
         Ok(())
     }
 
-    async fn mark_failed(&self, _: AlertId, _: &str, _: Duration) -> Result<(), StoreError> {
+    async fn set_aside(&self, seq: i64, _: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
+        self.set_aside.lock().unwrap().push(seq);
         Ok(())
     }
 
@@ -210,21 +234,11 @@ impl FakeAlerts {
         }
     }
 
-    fn pending(&self, a: &Alert) -> PendingAlert {
-        PendingAlert {
-            alert: a.clone(),
-            flight: self.flights[0].clone(),
-            recipients: (0..self.recipients.max(1))
-                .map(|i| PhoneNumber::parse(&format!("+1415555{i:04}")).unwrap())
-                .collect(),
-            attempts: 1,
-            parts_published: self
-                .progress
-                .lock()
-                .unwrap()
-                .get(&a.id)
-                .copied()
-                .unwrap_or(0),
+    fn recipients(&self) -> usize {
+        if self.recipients == 0 {
+            2
+        } else {
+            self.recipients
         }
     }
 }
@@ -377,22 +391,20 @@ async fn the_relay_sets_aside_what_it_cannot_read_and_housekeeping_never_stops_i
         housekeeping_fails: true,
         ..FakeAlerts::with_flight()
     };
-    let down = FakeBus {
-        down: true,
-        ..FakeBus::default()
-    };
+    // Recorded, not yet handed out.
     for t in ["10:30", "11:00"] {
         let n = delayed_to(&format!("2026-12-01T{t}:00-08:00"));
-        notify(&store, &store, &down, &n, None, limits())
+        store
+            .record(AlertId::new(), &n, None, &SpendLimits::default())
             .await
             .unwrap();
     }
     store.unreadable.lock().unwrap().push(1);
     let bus = FakeBus::default();
-    let report = relay::relay(&store, &bus, 10, Duration::from_secs(1))
+    let report = relay::relay(&store, &bus, 10, Duration::from_secs(1), limits().now)
         .await
         .unwrap();
-    assert_eq!((report.published, report.set_aside), (1, 1));
+    assert_eq!((report.handed_out, report.set_aside), (2, 1));
     assert_eq!(*store.set_aside.lock().unwrap(), [1]);
 }
 
@@ -443,45 +455,38 @@ async fn alerts_past_the_daily_limit_are_refused_with_when_to_retry() {
 }
 
 #[tokio::test]
-async fn a_pass_out_of_time_between_parts_hands_the_rest_to_the_next_pass() {
+async fn a_pass_hands_out_no_more_than_the_sms_budget_sends_before_the_next() {
     let store = FakeAlerts {
-        recipients: 1200, // three parts of at most 500
+        recipients: 1200,
         ..FakeAlerts::with_flight()
     };
     let down = FakeBus {
         down: true,
         ..FakeBus::default()
     };
-    notify(
-        &store,
-        &store,
-        &down,
-        &delayed_to("2026-12-01T10:30:00-08:00"),
-        None,
-        limits(),
-    )
-    .await
-    .unwrap();
-    // Each publish takes longer than the whole budget: one part per pass, none twice.
-    let slow = FakeBus {
-        takes: Duration::from_millis(5),
-        ..FakeBus::default()
+    let hand_out_500 = Limits {
+        hand_out: 500,
+        ..limits()
     };
-    let budget = Duration::from_millis(2);
-    for pass in 1..=2 {
-        let report = relay::relay(&store, &slow, 10, budget).await.unwrap();
-        assert_eq!((report.published, report.paused), (0, 1), "pass {pass}");
-        assert_eq!(slow.published.lock().unwrap().len(), pass);
+    let n = delayed_to("2026-12-01T10:30:00-08:00");
+    let notified = notify(&store, &store, &down, &n, None, hand_out_500)
+        .await
+        .unwrap();
+    assert_eq!(notified.alert.publication, Publication::Pending);
+    let bus = FakeBus::default();
+    let mut per_pass = Vec::new();
+    for _ in 0..3 {
+        let pass = relay::relay(&store, &bus, 500, Duration::from_secs(1), limits().now);
+        per_pass.push(pass.await.unwrap().handed_out);
     }
-    let report = relay::relay(&store, &slow, 10, budget).await.unwrap();
-    assert_eq!((report.published, report.paused), (1, 0));
-    let parts: Vec<u32> = slow
+    // The request's 500 went to a bus that was down (due again after the wait, in the store).
+    assert_eq!(per_pass, [500, 200, 0]);
+    let published: usize = bus
         .published
         .lock()
         .unwrap()
         .iter()
-        .map(|m| m.part)
-        .collect();
-    assert_eq!(parts, [1, 2, 3]);
-    assert_eq!(*store.released.lock().unwrap(), 2);
+        .map(|m| m.recipients.len())
+        .sum();
+    assert_eq!(published, 700);
 }

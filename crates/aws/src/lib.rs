@@ -4,6 +4,8 @@
 
 #[cfg(feature = "sns")]
 mod bus;
+#[cfg(feature = "claims")]
+mod claims;
 #[cfg(feature = "sns")]
 mod sender;
 #[cfg(feature = "s3")]
@@ -11,6 +13,8 @@ mod settings;
 
 #[cfg(feature = "sns")]
 pub use bus::SnsTopic;
+#[cfg(feature = "claims")]
+pub use claims::S3Claims;
 pub use flightwatch_config::ConfigSource;
 #[cfg(feature = "sns")]
 pub use sender::SnsSmsSender;
@@ -37,7 +41,7 @@ pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(conf)
 }
 
-#[cfg(feature = "s3")]
+#[cfg(any(feature = "s3", feature = "claims"))]
 /// An S3 client; path-style addressing when an endpoint is overridden, since emulators (and
 /// VPC endpoints by URL) do not serve bucket subdomains.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

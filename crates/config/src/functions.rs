@@ -108,6 +108,8 @@ pub struct AlertsSettings {
     pub alerts_topic: TopicArn,
     /// `None`: the domain's default.
     pub alerts_per_flight_per_day: Option<u32>,
+    /// The sms function's budget: what the relay hands out per pass follows it.
+    pub sms_per_second: Option<std::num::NonZeroU32>,
 }
 
 impl AlertsSettings {
@@ -116,12 +118,14 @@ impl AlertsSettings {
             database: ConfigSource::from_env()?,
             alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
             alerts_per_flight_per_day: alerts_per_flight_per_day()?,
+            sms_per_second: sms_per_second()?,
         })
     }
 }
 
 /// `FLIGHTWATCH_SMS_PER_SECOND`: the origination identity's SMS budget, 1 to 1000 messages a
-/// second; read by the sms function and the local stack.
+/// second; read by the sms function (its pace), the alerts function (how much one relay pass
+/// hands out) and the local stack.
 pub fn sms_per_second() -> Result<Option<std::num::NonZeroU32>, ConfigError> {
     const KEY: &str = "FLIGHTWATCH_SMS_PER_SECOND";
     optional_env(KEY)
@@ -157,10 +161,8 @@ pub fn alerts_per_flight_per_day() -> Result<Option<u32>, ConfigError> {
 /// The sms function.
 #[derive(Clone, Debug)]
 pub struct SmsSettings {
-    /// Where recipients still to be retried are republished.
-    pub alerts_topic: TopicArn,
-    /// Where recipients given up on go.
-    pub dead_letter_topic: TopicArn,
+    /// The sms function's own bucket, where it claims each message before texting it.
+    pub claims_bucket: String,
     /// Where what became of each recipient is reported (the alerts function's ledger).
     pub reports_topic: TopicArn,
     /// The SMS budget in messages a second; `None`: unpaced.
@@ -185,8 +187,7 @@ impl SmsSettings {
             }
         }
         Ok(Self {
-            alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
-            dead_letter_topic: topic("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")?,
+            claims_bucket: required_env("FLIGHTWATCH_SMS_CLAIMS_BUCKET")?,
             reports_topic: topic("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN")?,
             sms_per_second: sms_per_second()?,
             sender_id,

@@ -4,21 +4,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a contract that cannot unwrap has failed
 
+mod delivery;
+pub use delivery::*;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use flightwatch_app::relay as publish;
+use flightwatch_domain::delivery::timing;
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
-    AlertBus, AlertStore, BusError, Claimed, FlightStore, Idempotency, Recorded, RegisterError,
+    AlertBus, AlertStore, BusError, Claimed, FlightStore, Handout, Idempotency, Recorded,
+    RegisterError, Settled,
 };
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, DeliveryCounts, DeliveryReport,
-    DeliveryState, Email, EventKind, FailureClass, FlightEvent, FlightKey, FlightNumber,
-    FlightRegistration, Notification, Outcome, Passenger, PassengerName, PhoneNumber, Publication,
-    Reason, RecipientOutcome, Refusal, SmsText, SpendLimits,
+    AirportCode, Alert, AlertId, AlertMessage, AlertQuery, CarrierOutcome, DeliveryCounts,
+    DeliveryReport, DeliveryState, Email, EventKind, FailureClass, FlightEvent, FlightKey,
+    FlightNumber, FlightRegistration, Notification, Outcome, Passenger, PassengerName, PhoneNumber,
+    Publication, Reason, RecipientOutcome, Refusal, SmsText, SpendLimits,
 };
 use flightwatch_store::{Arg, Dialect};
 
@@ -28,10 +34,6 @@ pub trait Probe: Send + Sync {
     /// Every flight's and passenger's last-modified mark, to tell whether a write changed anything.
     async fn modification_marks(&self) -> String;
     async fn count(&self, table: &str) -> i64;
-    /// Makes every unpublished alert due now, as if its lease and retry delay had run out.
-    async fn make_outbox_due(&self);
-    /// Publication attempts and last error of the one alert in the outbox.
-    async fn outbox_attempts(&self) -> (u32, Option<String>);
     /// Makes an alert's stored route undecodable, as a bug or a hand edit might.
     async fn corrupt_alert(&self, id: AlertId);
 }
@@ -78,25 +80,6 @@ impl<DB: Dialect> Probe for SqlProbe<DB> {
         DB::int(&rows[0], "n").expect("count")
     }
 
-    async fn make_outbox_due(&self) {
-        self.exec(
-            "UPDATE alert_outbox SET lease_until = NULL WHERE published_at IS NULL",
-            vec![],
-        )
-        .await;
-    }
-
-    async fn outbox_attempts(&self) -> (u32, Option<String>) {
-        let rows = self
-            .rows("SELECT attempts, last_error FROM alert_outbox", vec![])
-            .await;
-        let attempts = DB::int(&rows[0], "attempts").expect("attempts");
-        (
-            attempts as u32,
-            DB::opt_text(&rows[0], "last_error").expect("last_error"),
-        )
-    }
-
     async fn corrupt_alert(&self, id: AlertId) {
         let id = id.to_string();
         self.exec(
@@ -134,11 +117,11 @@ macro_rules! for_each_contract {
             concurrent_identical_events_without_keys_record_one_alert,
             alerts_page_newest_first_and_stay_stable_under_inserts,
             alerts_filter_by_flight_date_event_and_time,
-            a_pending_alert_is_leased_to_one_publisher_until_published,
-            publication_progress_never_goes_back,
-            a_failed_publish_stays_pending_until_the_relay_publishes_it,
-            a_big_alert_resumes_after_the_parts_already_published,
-            an_unreadable_outbox_row_is_set_aside_and_the_others_published,
+            due_recipients_are_handed_out_once_until_their_wait_ends,
+            concurrent_hand_outs_never_hand_out_a_recipient_twice,
+            a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait,
+            a_big_alert_hands_out_again_only_the_part_the_bus_refused,
+            an_unreadable_alert_is_set_aside_and_the_others_handed_out,
             what_an_alert_says_is_fixed_when_it_is_recorded,
             the_extreme_times_the_api_accepts_are_stored_alike,
             times_keep_their_instant_and_offset,
@@ -147,7 +130,13 @@ macro_rules! for_each_contract {
             concurrent_events_never_pass_the_daily_limit,
             a_flight_holds_at_most_a_thousand_passengers_across_merges,
             delivery_reports_fill_the_ledger_and_never_go_back,
-            a_paused_alert_resumes_at_the_next_pass_after_its_parts
+            throttling_for_two_minutes_ends_with_everyone_texted_once,
+            a_publish_that_times_out_after_the_bus_took_it_texts_once,
+            a_relay_stopped_half_way_hands_out_the_rest_after_the_wait,
+            a_message_delivered_twice_texts_once,
+            a_lost_report_ends_visibly_failed_never_texted_twice,
+            a_thousand_passengers_at_three_a_second_across_invocations,
+            recipients_still_failing_at_the_deadline_expire
         );
     };
 }
@@ -174,25 +163,25 @@ fn registration_at(departure: &str, passengers: Vec<Passenger>) -> FlightRegistr
         AirportCode::parse("SFO").unwrap(),
         AirportCode::parse("JFK").unwrap(),
         parse_time(departure).unwrap(),
-        parse_time("2026-12-01T16:40:00-05:00").unwrap(),
+        parse_time("2037-12-01T16:40:00-05:00").unwrap(),
         passengers,
     )
     .unwrap()
 }
 
 fn registration(passengers: Vec<Passenger>) -> FlightRegistration {
-    registration_at("2026-12-01T08:05:00-08:00", passengers)
+    registration_at("2037-12-01T08:05:00-08:00", passengers)
 }
 
 fn key() -> FlightKey {
-    "UA123-2026-12-01".parse().unwrap()
+    "UA123-2037-12-01".parse().unwrap()
 }
 
 fn delayed_to(hhmm: &str) -> Notification {
     Notification {
         flight: key(),
         event: FlightEvent::Delayed {
-            estimated_departure: parse_time(&format!("2026-12-01T{hhmm}:00-08:00")).unwrap(),
+            estimated_departure: parse_time(&format!("2037-12-01T{hhmm}:00-08:00")).unwrap(),
         },
         reason: Some(Reason::parse("Late inbound aircraft").unwrap()),
     }
@@ -273,7 +262,7 @@ pub async fn a_changed_schedule_is_updated_on_registration(b: &Backend) {
         .await
         .unwrap();
     let later = registration_at(
-        "2026-12-01T09:05:00-08:00",
+        "2037-12-01T09:05:00-08:00",
         vec![passenger(1, "a@example.com")],
     );
     let again = b.flights.register(&later).await.unwrap();
@@ -281,7 +270,7 @@ pub async fn a_changed_schedule_is_updated_on_registration(b: &Backend) {
     let (summary, _) = b.flights.find(&key()).await.unwrap().unwrap();
     assert_eq!(
         summary.departure,
-        parse_time("2026-12-01T09:05:00-08:00").unwrap()
+        parse_time("2037-12-01T09:05:00-08:00").unwrap()
     );
     let schedule = b.alerts.schedule(&key()).await.unwrap().unwrap();
     assert_eq!(schedule.scheduled_departure, summary.departure);
@@ -312,7 +301,7 @@ pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &B
     let schedule = b.alerts.schedule(&key()).await.unwrap().unwrap();
     assert_eq!(
         schedule.scheduled_departure,
-        parse_time("2026-12-01T08:05:00-08:00").unwrap()
+        parse_time("2037-12-01T08:05:00-08:00").unwrap()
     );
     let alert = created(
         b.alerts
@@ -324,7 +313,7 @@ pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &B
     assert_eq!(alert.publication, Publication::Pending);
     assert_eq!(
         alert.estimated_departure,
-        Some(parse_time("2026-12-01T10:30:00-08:00").unwrap())
+        Some(parse_time("2037-12-01T10:30:00-08:00").unwrap())
     );
     assert_eq!(b.probe.count("alert_outbox").await, 1);
     assert_eq!(b.probe.count("alert_recipients").await, 3);
@@ -333,14 +322,9 @@ pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &B
         .register(&registration(vec![passenger(4, "p@example.com")]))
         .await
         .unwrap();
-    let pending = b
-        .alerts
-        .claim(alert.id, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(pending.recipients.len(), 3);
-    assert_eq!(pending.flight, schedule);
+    let handed = ready(b.alerts.hand_out(Some(alert.id), 100, now()).await.unwrap());
+    assert_eq!(handed[0].recipients.len(), 3);
+    assert_eq!(handed[0].flight, schedule);
 }
 
 pub async fn an_identical_event_is_issued_once(b: &Backend) {
@@ -676,7 +660,7 @@ pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
         .await
         .is_empty());
     assert_eq!(
-        list(&|q| q.departure_date = "2026-12-01".parse().ok())
+        list(&|q| q.departure_date = "2037-12-01".parse().ok())
             .await
             .len(),
         2
@@ -689,87 +673,6 @@ pub async fn alerts_filter_by_flight_date_event_and_time(b: &Backend) {
     );
     let after = at + chrono::Duration::seconds(1);
     assert!(list(&|q| q.since = Some(after)).await.is_empty());
-}
-
-pub async fn a_pending_alert_is_leased_to_one_publisher_until_published(b: &Backend) {
-    with_passengers(b, 1).await;
-    let alert = created(
-        b.alerts
-            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
-            .await
-            .unwrap(),
-    );
-    let lease = Duration::from_secs(30);
-    let first = b.alerts.claim(alert.id, lease).await.unwrap().unwrap();
-    assert_eq!(first.attempts, 1);
-    assert!(
-        b.alerts.claim(alert.id, lease).await.unwrap().is_none(),
-        "leased"
-    );
-    assert!(
-        b.alerts.claim_due(10, lease).await.unwrap().is_empty(),
-        "leased"
-    );
-    // A failure makes it due again after the retry delay, not before.
-    b.alerts
-        .mark_failed(alert.id, "topic unreachable", Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(b.alerts.claim_due(10, lease).await.unwrap().is_empty());
-    b.alerts
-        .mark_failed(alert.id, "topic unreachable", Duration::ZERO)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let due = b.alerts.claim_due(10, lease).await.unwrap();
-    assert_eq!(due.len(), 1);
-    let Claimed::Ready(due) = &due[0] else {
-        panic!("a readable alert is ready: {due:?}")
-    };
-    assert_eq!(due.attempts, 2);
-    b.alerts.mark_progress(alert.id, 1).await.unwrap();
-    b.alerts.mark_published(alert.id).await.unwrap();
-    assert!(b
-        .alerts
-        .claim(alert.id, Duration::ZERO)
-        .await
-        .unwrap()
-        .is_none());
-    let listed = b
-        .alerts
-        .list(&AlertQuery {
-            limit: 1,
-            ..AlertQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(listed[0].0.publication, Publication::Published);
-}
-
-pub async fn publication_progress_never_goes_back(b: &Backend) {
-    with_passengers(b, 1).await;
-    let alert = created(
-        b.alerts
-            .record(AlertId::new(), &cancelled(), None, &LIMITS)
-            .await
-            .unwrap(),
-    );
-    b.alerts
-        .claim(alert.id, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
-    // A late publisher reporting less progress than a later one must not undo it.
-    b.alerts.mark_progress(alert.id, 2).await.unwrap();
-    b.alerts.mark_progress(alert.id, 1).await.unwrap();
-    b.probe.make_outbox_due().await;
-    let pending = b
-        .alerts
-        .claim(alert.id, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(pending.parts_published, 2);
 }
 
 /// Fails the next `failures` publishes (or only those of `fail_part`), then records messages.
@@ -797,7 +700,104 @@ impl AlertBus for FlakyBus {
     }
 }
 
-pub async fn a_failed_publish_stays_pending_until_the_relay_publishes_it(b: &Backend) {
+/// The relay's clock in these tests: now, as the store's own clock reads it when recording.
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap()
+}
+
+/// What a hand-out claims, when all of it is readable.
+fn ready(claimed: Vec<Claimed>) -> Vec<Handout> {
+    claimed
+        .into_iter()
+        .map(|c| match c {
+            Claimed::Ready(h) => h,
+            other => panic!("a readable alert is ready: {other:?}"),
+        })
+        .collect()
+}
+
+pub async fn due_recipients_are_handed_out_once_until_their_wait_ends(b: &Backend) {
+    with_passengers(b, 3).await;
+    let alert = created(
+        b.alerts
+            .record(AlertId::new(), &delayed_to("10:30"), None, &LIMITS)
+            .await
+            .unwrap(),
+    );
+    let t = now();
+    // A limit is a limit: two now, the third at the next call.
+    let first = ready(b.alerts.hand_out(Some(alert.id), 2, t).await.unwrap());
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].attempt, first[0].recipients.len()), (1, 2));
+    let rest = ready(b.alerts.hand_out(None, 10, t).await.unwrap());
+    assert_eq!(rest[0].recipients.len(), 1);
+    assert!(
+        b.alerts.hand_out(None, 10, t).await.unwrap().is_empty(),
+        "all out"
+    );
+    // Unconfirmed by the bus: due again once the wait for a report is over, not before.
+    let almost = later(t, timing::UNCONFIRMED_WAIT - SECOND);
+    assert_eq!(b.alerts.settle(almost).await.unwrap(), Settled::default());
+    let over = later(t, timing::UNCONFIRMED_WAIT);
+    assert_eq!(b.alerts.settle(over).await.unwrap().unconfirmed, 3);
+    let again = ready(b.alerts.hand_out(None, 10, over).await.unwrap());
+    assert_eq!((again[0].attempt, again[0].recipients.len()), (2, 3));
+    // Confirmed: published, and waiting for the report; unknown once that wait is over.
+    b.alerts
+        .confirm(alert.id, 2, &again[0].recipients, over)
+        .await
+        .unwrap();
+    let query = AlertQuery {
+        limit: 1,
+        ..AlertQuery::default()
+    };
+    let listed = b.alerts.list(&query).await.unwrap();
+    assert_eq!(listed[0].0.publication, Publication::Published);
+    assert_eq!(listed[0].1.pending, 3);
+    let gone = later(over, timing::REPORT_WAIT);
+    assert_eq!(b.alerts.settle(gone).await.unwrap().unknown, 3);
+    assert!(b.alerts.hand_out(None, 10, gone).await.unwrap().is_empty());
+    let (_, recipients) = b.alerts.details(alert.id).await.unwrap().unwrap();
+    assert!(recipients
+        .iter()
+        .all(|r| r.failure == Some(FailureClass::OutcomeUnknown)));
+}
+
+pub async fn concurrent_hand_outs_never_hand_out_a_recipient_twice(b: &Backend) {
+    with_passengers(b, 300).await;
+    created(
+        b.alerts
+            .record(AlertId::new(), &cancelled(), None, &LIMITS)
+            .await
+            .unwrap(),
+    );
+    let t = now();
+    let take = |limit| {
+        let alerts = b.alerts.clone();
+        async move {
+            let mut phones = Vec::new();
+            loop {
+                let got = ready(alerts.hand_out(None, limit, t).await.unwrap());
+                if got.is_empty() {
+                    return phones;
+                }
+                phones.extend(got.into_iter().flat_map(|h| h.recipients));
+            }
+        }
+    };
+    let (a, c) = tokio::join!(take(7), take(11));
+    let mut all: Vec<_> = a.into_iter().chain(c).collect();
+    assert_eq!(all.len(), 300);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 300, "nobody handed out twice");
+}
+
+pub async fn a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait(b: &Backend) {
     with_passengers(b, 3).await;
     let bus = FlakyBus {
         failures: AtomicU32::new(1),
@@ -809,42 +809,25 @@ pub async fn a_failed_publish_stays_pending_until_the_relay_publishes_it(b: &Bac
             .await
             .unwrap(),
     );
-    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id)
-        .await
-        .is_err());
-    let (attempts, error) = b.probe.outbox_attempts().await;
-    assert_eq!(attempts, 1);
-    assert!(error.is_some_and(|e| e.contains("topic unreachable")));
-    // Not due before its retry delay; published by the relay once it is.
-    assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+    let t = now();
+    assert!(
+        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, 100, t)
             .await
-            .unwrap(),
-        publish::RelayReport::default()
+            .is_err()
     );
-    b.probe.make_outbox_due().await;
-    assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
-            .await
-            .unwrap()
-            .published,
-        1
-    );
+    // Not before its wait; handed out by the relay once it is over.
+    let pass = |t| publish::relay(b.alerts.as_ref(), &bus, 100, SECOND, t);
+    assert_eq!(pass(t).await.unwrap(), publish::RelayReport::default());
+    let over = later(t, timing::UNCONFIRMED_WAIT);
+    assert_eq!(pass(over).await.unwrap().handed_out, 3);
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
-    assert_eq!(published[0].alert_id, alert.id);
+    assert_eq!((published[0].alert_id, published[0].attempt), (alert.id, 2));
     assert_eq!(published[0].recipients.len(), 3);
-    assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
-            .await
-            .unwrap(),
-        publish::RelayReport::default()
-    );
-    let (attempts, error) = b.probe.outbox_attempts().await;
-    assert_eq!((attempts, error), (2, None));
+    assert_eq!(pass(over).await.unwrap(), publish::RelayReport::default());
 }
 
-pub async fn a_big_alert_resumes_after_the_parts_already_published(b: &Backend) {
+pub async fn a_big_alert_hands_out_again_only_the_part_the_bus_refused(b: &Backend) {
     with_passengers(b, 1000).await;
     let bus = FlakyBus {
         failures: AtomicU32::new(1),
@@ -858,26 +841,33 @@ pub async fn a_big_alert_resumes_after_the_parts_already_published(b: &Backend) 
             .unwrap(),
     );
     assert_eq!(alert.recipients, 1000);
-    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id)
-        .await
-        .is_err());
+    let t = now();
+    assert!(
+        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, 1000, t)
+            .await
+            .is_err()
+    );
     assert_eq!(bus.published.lock().unwrap().len(), 1);
-    b.probe.make_outbox_due().await;
-    publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+    let over = later(t, timing::UNCONFIRMED_WAIT);
+    publish::relay(b.alerts.as_ref(), &bus, 1000, SECOND, over)
         .await
         .unwrap();
     let published = bus.published.lock().unwrap().clone();
-    assert_eq!(published.iter().map(|m| m.part).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(published.len(), 2);
     let mut phones: Vec<_> = published
         .iter()
         .flat_map(|m| m.recipients.clone())
         .collect();
     phones.sort();
     phones.dedup();
-    assert_eq!(phones.len(), 1000, "every recipient in exactly one part");
+    assert_eq!(
+        phones.len(),
+        1000,
+        "every recipient on the bus exactly once"
+    );
     assert!(b
         .alerts
-        .claim_due(10, publish::LEASE)
+        .hand_out(None, 1000, over)
         .await
         .unwrap()
         .is_empty());
@@ -889,20 +879,20 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
         FlightNumber::parse("RA229").unwrap(),
         AirportCode::parse("KTM").unwrap(),
         AirportCode::parse("DEL").unwrap(),
-        parse_time("2026-12-01T00:30:00+05:45").unwrap(),
-        parse_time("2026-12-01T01:45:00+05:30").unwrap(),
+        parse_time("2037-12-01T00:30:00+05:45").unwrap(),
+        parse_time("2037-12-01T01:45:00+05:30").unwrap(),
         vec![passenger(1, "p@example.com")],
     )
     .unwrap();
     b.flights.register(&reg).await.unwrap();
-    let key: FlightKey = "RA229-2026-12-01".parse().unwrap();
+    let key: FlightKey = "RA229-2037-12-01".parse().unwrap();
     let (summary, _) = b.flights.find(&key).await.unwrap().unwrap();
-    assert_eq!(summary.departure.to_rfc3339(), "2026-12-01T00:30:00+05:45");
-    assert_eq!(summary.arrival.to_rfc3339(), "2026-12-01T01:45:00+05:30");
+    assert_eq!(summary.departure.to_rfc3339(), "2037-12-01T00:30:00+05:45");
+    assert_eq!(summary.arrival.to_rfc3339(), "2037-12-01T01:45:00+05:30");
     let n = Notification {
         flight: key,
         event: FlightEvent::Delayed {
-            estimated_departure: parse_time("2026-11-30T20:15:30.25Z").unwrap(),
+            estimated_departure: parse_time("2037-11-30T20:15:30.25Z").unwrap(),
         },
         reason: None,
     };
@@ -923,7 +913,7 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
     assert_eq!(listed[0].0.estimated_departure, alert.estimated_departure);
     assert_eq!(
         listed[0].0.estimated_departure.unwrap().to_rfc3339(),
-        "2026-11-30T20:15:30+00:00"
+        "2037-11-30T20:15:30+00:00"
     );
     assert!(
         (listed[0].0.created_at - chrono::Utc::now())
@@ -933,7 +923,7 @@ pub async fn times_keep_their_instant_and_offset(b: &Backend) {
     );
 }
 
-pub async fn an_unreadable_outbox_row_is_set_aside_and_the_others_published(b: &Backend) {
+pub async fn an_unreadable_alert_is_set_aside_and_the_others_handed_out(b: &Backend) {
     with_passengers(b, 2).await;
     let mut ids = Vec::new();
     for n in [delayed_to("10:30"), delayed_to("11:00"), cancelled()] {
@@ -949,13 +939,14 @@ pub async fn an_unreadable_outbox_row_is_set_aside_and_the_others_published(b: &
     }
     b.probe.corrupt_alert(ids[0]).await;
     let bus = FlakyBus::default();
-    let report = publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+    let t = now();
+    let report = publish::relay(b.alerts.as_ref(), &bus, 100, SECOND, t)
         .await
         .unwrap();
     assert_eq!(
-        (report.published, report.failed, report.set_aside),
-        (2, 0, 1),
-        "the oldest row, unreadable, blocks nothing"
+        (report.handed_out, report.failed, report.set_aside),
+        (4, 0, 1),
+        "the oldest alert, unreadable, blocks nothing"
     );
     let published: Vec<AlertId> = bus
         .published
@@ -984,10 +975,16 @@ pub async fn an_unreadable_outbox_row_is_set_aside_and_the_others_published(b: &
     assert_eq!(state(ids[0]), Publication::Failed);
     assert_eq!(state(ids[1]), Publication::Published);
     assert_eq!(state(ids[2]), Publication::Published);
-    // Set aside for good: later passes do not pick it up again.
-    b.probe.make_outbox_due().await;
+    let failed = listed.iter().find(|(a, _)| a.id == ids[0]).unwrap().1;
     assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 10, SECOND)
+        (failed.pending, failed.failed),
+        (0, 2),
+        "its recipients visibly failed"
+    );
+    // Set aside for good: later passes do not pick it up again.
+    let over = later(t, timing::UNCONFIRMED_WAIT);
+    assert_eq!(
+        publish::relay(b.alerts.as_ref(), &bus, 100, SECOND, over)
             .await
             .unwrap(),
         publish::RelayReport::default()
@@ -1007,16 +1004,18 @@ pub async fn what_an_alert_says_is_fixed_when_it_is_recorded(b: &Backend) {
         FlightNumber::parse("UA123").unwrap(),
         AirportCode::parse("SFO").unwrap(),
         AirportCode::parse("BOS").unwrap(),
-        parse_time("2026-12-01T09:40:00-08:00").unwrap(),
-        parse_time("2026-12-01T18:00:00-05:00").unwrap(),
+        parse_time("2037-12-01T09:40:00-08:00").unwrap(),
+        parse_time("2037-12-01T18:00:00-05:00").unwrap(),
         vec![passenger(1, "p@example.com")],
     )
     .unwrap();
     b.flights.register(&changed).await.unwrap();
     let bus = FlakyBus::default();
-    assert!(publish::publish_now(b.alerts.as_ref(), &bus, alert.id)
-        .await
-        .unwrap());
+    assert!(
+        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, 100, now())
+            .await
+            .unwrap()
+    );
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
     assert_eq!(
@@ -1076,7 +1075,7 @@ pub async fn a_new_time_in_the_same_minute_is_the_same_event(b: &Backend) {
     // The SMS shows minutes: 10:30:59 reads exactly like 10:30.
     let same_minute = Notification {
         event: FlightEvent::Delayed {
-            estimated_departure: parse_time("2026-12-01T10:30:59-08:00").unwrap(),
+            estimated_departure: parse_time("2037-12-01T10:30:59-08:00").unwrap(),
         },
         ..delayed_to("10:30")
     };
@@ -1212,6 +1211,7 @@ pub async fn delivery_reports_fill_the_ledger_and_never_go_back(b: &Backend) {
         pending,
         sent,
         failed,
+        ..DeliveryCounts::default()
     };
     assert_eq!(counts(b).await, c(3, 0, 0));
     let sent = |i, id: &str| RecipientOutcome {
@@ -1226,28 +1226,44 @@ pub async fn delivery_reports_fill_the_ledger_and_never_go_back(b: &Backend) {
             class: FailureClass::Rejected,
         },
     };
-    let report = |outcomes| DeliveryReport::new(alert.id, outcomes);
+    let t = now();
+    let record = |r: DeliveryReport| {
+        let alerts = b.alerts.clone();
+        async move { alerts.record_outcomes(&r, t).await.unwrap() }
+    };
+    let report = |outcomes| DeliveryReport::new(alert.id, 1, outcomes);
     let first = report(vec![sent(1, "m-1"), failed(2)]);
-    assert_eq!(b.alerts.record_outcomes(&first).await.unwrap(), 2);
+    assert_eq!(record(first.clone()).await, 2);
     assert_eq!(counts(b).await, c(1, 1, 1));
     // Delivered twice (an SNS redelivery, a Lambda retry): nothing more changes.
-    assert_eq!(b.alerts.record_outcomes(&first).await.unwrap(), 0);
-    // A late failure does not undo a send; a later send does settle a failure.
-    assert_eq!(
-        b.alerts
-            .record_outcomes(&report(vec![failed(1)]))
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        b.alerts
-            .record_outcomes(&report(vec![sent(2, "m-2")]))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(record(first).await, 0);
+    // A late failure does not undo a send; a send does settle a failure.
+    assert_eq!(record(report(vec![failed(1)])).await, 0);
+    assert_eq!(record(report(vec![sent(2, "m-2")])).await, 1);
     assert_eq!(counts(b).await, c(1, 2, 0));
+    // The carrier's word: delivered, or not after all; for SMS sent only, and once.
+    let carrier = |id: &str, delivered| CarrierOutcome {
+        message_id: id.into(),
+        delivered,
+    };
+    let outcomes = [
+        carrier("m-1", true),
+        carrier("m-2", false),
+        carrier("m-9", true),
+    ];
+    assert_eq!(b.alerts.record_carrier(&outcomes, t).await.unwrap(), 2);
+    assert_eq!(b.alerts.record_carrier(&outcomes, t).await.unwrap(), 0);
+    assert_eq!(
+        counts(b).await,
+        DeliveryCounts {
+            pending: 1,
+            delivered: 1,
+            failed: 1,
+            ..DeliveryCounts::default()
+        }
+    );
+    // A late SENT report does not undo what the carrier said.
+    assert_eq!(record(report(vec![sent(2, "m-2")])).await, 0);
     let (shown, recipients) = b.alerts.details(alert.id).await.unwrap().unwrap();
     assert_eq!(shown.id, alert.id);
     let states: Vec<_> = recipients
@@ -1257,60 +1273,18 @@ pub async fn delivery_reports_fill_the_ledger_and_never_go_back(b: &Backend) {
     assert_eq!(
         states,
         [
-            (passenger(1, "p@example.com").phone, DeliveryState::Sent),
-            (passenger(2, "p@example.com").phone, DeliveryState::Sent),
+            (
+                passenger(1, "p@example.com").phone,
+                DeliveryState::Delivered
+            ),
+            (passenger(2, "p@example.com").phone, DeliveryState::Failed),
             (passenger(3, "p@example.com").phone, DeliveryState::Pending),
         ]
     );
+    assert_eq!(recipients[1].failure, Some(FailureClass::Undelivered));
     assert!(recipients[0].updated_at.is_some() && recipients[2].updated_at.is_none());
     // A report about an alert this store never issued is ignored.
-    let stranger = DeliveryReport::new(AlertId::new(), vec![sent(3, "m-3")]);
-    assert_eq!(b.alerts.record_outcomes(&stranger).await.unwrap(), 0);
+    let stranger = DeliveryReport::new(AlertId::new(), 1, vec![sent(3, "m-3")]);
+    assert_eq!(record(stranger).await, 0);
     assert!(b.alerts.details(AlertId::new()).await.unwrap().is_none());
-}
-
-pub async fn a_paused_alert_resumes_at_the_next_pass_after_its_parts(b: &Backend) {
-    with_passengers(b, 1000).await;
-    let alert = created(
-        b.alerts
-            .record(AlertId::new(), &cancelled(), None, &LIMITS)
-            .await
-            .unwrap(),
-    );
-    let pending = b
-        .alerts
-        .claim(alert.id, publish::LEASE)
-        .await
-        .unwrap()
-        .unwrap();
-    let bus = FlakyBus::default();
-    // Out of time before it starts: the first part still goes, then the lease is given back.
-    let past = tokio::time::Instant::now();
-    let done = publish::publish(b.alerts.as_ref(), &bus, pending, Some(past))
-        .await
-        .unwrap();
-    assert_eq!(done, publish::Published::Paused { parts_published: 1 });
-    // Due at once, with no lease to wait for, and resumed after part 1.
-    let due = b.alerts.claim_due(10, publish::LEASE).await.unwrap();
-    let [Claimed::Ready(resumed)] = due.as_slice() else {
-        panic!("the paused alert is due: {due:?}")
-    };
-    assert_eq!(resumed.parts_published, 1);
-    publish::publish(b.alerts.as_ref(), &bus, resumed.clone(), None)
-        .await
-        .unwrap();
-    let parts: Vec<u32> = bus
-        .published
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|m| m.part)
-        .collect();
-    assert_eq!(parts, [1, 2]);
-    assert!(b
-        .alerts
-        .claim_due(10, publish::LEASE)
-        .await
-        .unwrap()
-        .is_empty());
 }

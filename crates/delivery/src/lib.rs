@@ -1,9 +1,10 @@
 //! The sms function's handler: an SNS event carrying alert messages in, one SMS per recipient
-//! out. Recipients that cannot be reached yet are republished as a new message with the attempt
-//! counted, so a retry never texts someone who already got the SMS; after the final attempt they
-//! go to the dead letters. Invalid or opted-out numbers are skipped, logged masked. What became of
-//! each settled recipient (sent with the provider's message id, or failed with the reason's
-//! class) is reported to the alerts function's delivery ledger after each message.
+//! out, and one report back per message. It sends only what it is given: the alerts function's
+//! delivery ledger decides who is due, and when to try again. Each recipient is claimed just
+//! before its SMS (the bus may deliver a message twice, and Lambda retries an invocation that
+//! crashed half-way: only the first claim texts). What became of each recipient (sent with the
+//! provider's message id, rejected, to retry, not tried for want of time, or claimed before and
+//! so unknown) goes back to the ledger in the report, with phones never logged in clear.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,10 @@ use tokio::time::Instant;
 use aws_lambda_events::sns::SnsEvent;
 use flightwatch_domain::message::MessageError;
 use flightwatch_domain::ports::{
-    AlertBus, BusError, DeliveryReports, OutgoingSms, SendError, SmsSender,
+    BusError, DeliveryReports, OutgoingSms, SendError, SmsClaims, SmsSender,
 };
 use flightwatch_domain::{
-    AlertMessage, DeliveryReport, FailureClass, Outcome as Settled, PhoneNumber, RecipientOutcome,
-    SmsText,
+    AlertMessage, DeliveryReport, FailureClass, Outcome, PhoneNumber, RecipientOutcome, SmsText,
 };
 use futures::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
@@ -26,39 +26,35 @@ use lambda_runtime::Diagnostic;
 #[derive(Clone)]
 pub struct Texting {
     pub sender: Arc<dyn SmsSender>,
-    /// Where recipients still failing are republished for another attempt (the alerts topic).
-    pub retries: Arc<dyn AlertBus>,
-    /// Where recipients still failing after the final attempt are recorded.
-    pub dead_letters: Arc<dyn AlertBus>,
-    /// Where each message's settled recipients are reported (the alerts function's ledger).
+    /// Where each recipient is claimed before it is texted.
+    pub claims: Arc<dyn SmsClaims>,
+    /// Where each message's outcomes are reported (the alerts function's ledger).
     pub reports: Arc<dyn DeliveryReports>,
     pub policy: Policy,
 }
 
-/// How hard the handler tries.
+/// How hard the handler tries within one invocation; the ledger decides about later ones.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// Messages with this attempt number are the last chance; failures go to the dead letters.
-    pub max_attempts: u32,
     /// SMS in flight at once within one invocation.
     pub concurrency: usize,
-    /// Tries per SMS within one invocation for transient failures (throttling, 5xx).
+    /// Tries per SMS within one invocation for transient failures (a blip, not throttling for
+    /// minutes: that is the ledger's backoff).
     pub tries: u32,
     /// First pause between tries; doubled each time.
     pub backoff: Duration,
     /// The SMS budget of the origination identity, in messages a second (about 1 for a long
     /// code, 3 for toll-free, 100 for a short code); `None`: unpaced. Every send, retries
     /// included, takes the next slot; recipients whose slot falls after the invocation's cutoff
-    /// are handed on untried, so a big alert spreads over as many invocations as it takes.
+    /// are reported untried, and the ledger hands them out again.
     pub per_second: Option<std::num::NonZeroU32>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            max_attempts: 3,
             concurrency: 8,
-            tries: 3,
+            tries: 2,
             backoff: Duration::from_millis(200),
             per_second: None,
         }
@@ -69,11 +65,17 @@ impl Default for Policy {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     pub sent: u32,
-    pub skipped: u32,
-    pub retried: u32,
-    pub dead_lettered: u32,
-    /// Delivery reports that could not be handed to the ledger: those recipients stay pending
-    /// there although settled here (logged with the alert id).
+    /// Rejected by the provider for good (invalid number, opted out).
+    pub rejected: u32,
+    /// Failed for now: the ledger hands them out again after its backoff.
+    pub retry: u32,
+    /// Not tried before the invocation's cutoff: the ledger hands them out again at once.
+    pub untried: u32,
+    /// Recipients already claimed by an earlier delivery of the same message: not texted again,
+    /// reported unknown (the earlier delivery reports them if it got that far).
+    pub duplicates: u32,
+    /// Outcomes whose report could not be handed on: the ledger waits, then gives up on them
+    /// (`OUTCOME_UNKNOWN`) rather than text anyone twice.
     pub unreported: u32,
 }
 
@@ -82,30 +84,18 @@ pub enum HandleError {
     /// The message cannot be read: retrying will not help.
     #[error("unreadable alert message: {0}")]
     Malformed(#[from] MessageError),
-    /// Republishing the recipients still to reach failed: retrying the invocation may help.
-    #[error("could not hand on recipients still to reach: {0}")]
-    Bus(#[from] BusError),
 }
 
 impl From<HandleError> for Diagnostic {
     fn from(e: HandleError) -> Self {
         let error_type = match e {
             HandleError::Malformed(_) => "NonRetryable",
-            HandleError::Bus(_) => "Retryable",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
             error_message: e.to_string(),
         }
     }
-}
-
-enum Outcome {
-    Sent(PhoneNumber, String),
-    Skipped(PhoneNumber),
-    Failed(PhoneNumber),
-    /// Not tried: the invocation was about to run out of time.
-    Unsent(PhoneNumber),
 }
 
 /// Time kept in hand before the invocation's deadline: no SMS is started after it, so the
@@ -173,108 +163,64 @@ pub async fn handle_until(
         let message = AlertMessage::parse(&record.sns.message)?;
         let r = deliver(texting, &message, deadline).await?;
         report.sent += r.sent;
-        report.skipped += r.skipped;
-        report.retried += r.retried;
-        report.dead_lettered += r.dead_lettered;
+        report.rejected += r.rejected;
+        report.retry += r.retry;
+        report.untried += r.untried;
+        report.duplicates += r.duplicates;
         report.unreported += r.unreported;
     }
     Ok(report)
 }
 
-/// Sends one alert message's SMS and hands on the recipients still to reach.
-#[tracing::instrument(skip_all, fields(alert_id = %message.alert_id, part = message.part, attempt = message.attempt, recipients = message.recipients.len()))]
+/// Claims one alert message, sends its SMS and reports what became of each recipient.
+#[tracing::instrument(skip_all, fields(alert_id = %message.alert_id, handout = %message.handout, attempt = message.attempt, recipients = message.recipients.len()))]
 pub async fn deliver(
     texting: &Texting,
     message: &AlertMessage,
     deadline: Option<Instant>,
 ) -> Result<Report, HandleError> {
+    let mut report = Report::default();
     let cutoff = deadline.map(cutoff);
     let body = SmsText::for_alert(message).into_string();
     // Owned items: a stream of borrowed ones trips the compiler's Send inference in spawned tasks.
     let body = body.as_str();
     let pacer = Pacer::new(texting.policy.per_second);
     let pacer = pacer.as_ref();
-    let outcomes: Vec<Outcome> = stream::iter(message.recipients.iter().cloned())
-        .map(|to| send_one(texting, message, to, body, cutoff, pacer))
+    let outcomes: Vec<RecipientOutcome> = stream::iter(message.recipients.iter().cloned())
+        .enumerate()
+        .map(|(index, to)| send_one(texting, message, index, to, body, cutoff, pacer))
         .buffer_unordered(texting.policy.concurrency.max(1))
         .collect()
         .await;
-    let mut report = Report::default();
-    let mut failed = Vec::new();
-    let mut unsent = Vec::new();
-    let mut settled = Vec::new();
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Sent(phone, message_id) => {
-                report.sent += 1;
-                settled.push(RecipientOutcome {
-                    phone,
-                    outcome: Settled::Sent { message_id },
-                });
-            }
-            Outcome::Skipped(phone) => {
-                report.skipped += 1;
-                settled.push(RecipientOutcome {
-                    phone,
-                    outcome: Settled::Failed {
-                        class: FailureClass::Rejected,
-                    },
-                });
-            }
-            Outcome::Failed(phone) => failed.push(phone),
-            Outcome::Unsent(phone) => unsent.push(phone),
+    for o in &outcomes {
+        match o.outcome {
+            Outcome::Sent { .. } => report.sent += 1,
+            Outcome::Failed { .. } => report.rejected += 1,
+            Outcome::Retry => report.retry += 1,
+            Outcome::Untried => report.untried += 1,
+            Outcome::Unknown => report.duplicates += 1,
         }
     }
-    if !unsent.is_empty() {
-        // Not tried, so no attempt used up: the same attempt again, in a fresh invocation.
-        let count = unsent.len() as u32;
-        let rest = AlertMessage {
-            recipients: unsent,
-            ..message.clone()
-        };
-        texting.retries.publish(&rest).await?;
-        tracing::warn!(count, "out of time: recipients not tried yet handed on");
-        report.retried += count;
+    if report.duplicates > 0 {
+        tracing::warn!(
+            count = report.duplicates,
+            "recipients claimed by an earlier delivery of this message: not texted again"
+        );
     }
-    if !failed.is_empty() {
-        let count = failed.len() as u32;
-        let next = message.retry_for(failed);
-        if message.attempt < texting.policy.max_attempts {
-            texting.retries.publish(&next).await?;
-            tracing::warn!(
-                count,
-                next_attempt = next.attempt,
-                "recipients republished for another attempt"
-            );
-            report.retried += count;
-        } else {
-            texting.dead_letters.publish(&next).await?;
-            tracing::error!(
-                count,
-                "recipients unreachable after the final attempt; sent to dead letters"
-            );
-            report.dead_lettered = count;
-            settled.extend(next.recipients.into_iter().map(|phone| RecipientOutcome {
-                phone,
-                outcome: Settled::Failed {
-                    class: FailureClass::AttemptsExhausted,
-                },
-            }));
-        }
-    }
-    if !settled.is_empty() {
-        // The SMS are out: a report that cannot be handed on must not fail the invocation, whose
-        // retry would text them again. The recipients stay pending in the ledger.
-        let count = settled.len() as u32;
-        let delivery = DeliveryReport::new(message.alert_id, settled);
-        if let Err(e) = texting.reports.report(&delivery).await {
-            tracing::error!(count, error = %e, "delivery report lost: these recipients stay pending in the ledger");
-            report.unreported += count;
-        }
+    let count = outcomes.len() as u32;
+    let delivery = DeliveryReport::new(message.alert_id, message.attempt, outcomes);
+    // The SMS are out: a report that cannot be handed on must not fail the invocation, whose
+    // retry would find the message claimed and text nobody. The ledger waits for it, then gives
+    // up on knowing.
+    if let Err(e) = texting.reports.report(&delivery).await {
+        tracing::error!(count, error = %e, "delivery report lost: the ledger will mark these recipients OUTCOME_UNKNOWN");
+        report.unreported = count;
     }
     tracing::info!(
         sent = report.sent,
-        skipped = report.skipped,
+        rejected = report.rejected,
+        retry = report.retry,
+        untried = report.untried,
         "alert message delivered"
     );
     Ok(report)
@@ -283,14 +229,26 @@ pub async fn deliver(
 async fn send_one(
     texting: &Texting,
     message: &AlertMessage,
+    index: usize,
     to: PhoneNumber,
     body: &str,
     cutoff: Option<Instant>,
     pacer: Option<&Pacer>,
-) -> Outcome {
+) -> RecipientOutcome {
     let out_of_time = || cutoff.is_some_and(|c| Instant::now() >= c);
+    let outcome = |phone, outcome| RecipientOutcome { phone, outcome };
     if out_of_time() {
-        return Outcome::Unsent(to);
+        return outcome(to, Outcome::Untried);
+    }
+    // Claimed before its pacing slot: a duplicate delivery takes no slot of the budget.
+    match texting.claims.claim(message, index).await {
+        Ok(true) => {}
+        Ok(false) => return outcome(to, Outcome::Unknown),
+        Err(e) => {
+            // Nothing sent: the ledger hands it out again after its backoff.
+            tracing::warn!(error = %e, "recipient could not be claimed; not texted");
+            return outcome(to, Outcome::Retry);
+        }
     }
     let sms = OutgoingSms {
         to,
@@ -301,23 +259,25 @@ async fn send_one(
     for try_ in 1..=texting.policy.tries.max(1) {
         if let Some(pacer) = pacer {
             if !pacer.slot(cutoff).await {
-                // No slot before the cutoff. Untried: handed on with the same attempt. Tried and
-                // failed: the retry, like any failure, takes the next attempt.
-                return if try_ == 1 {
-                    Outcome::Unsent(sms.to)
+                // No slot before the cutoff: untried is handed out again at once; tried and
+                // failed waits for the ledger's backoff.
+                let o = if try_ == 1 {
+                    Outcome::Untried
                 } else {
-                    Outcome::Failed(sms.to)
+                    Outcome::Retry
                 };
+                return outcome(sms.to, o);
             }
         }
         match texting.sender.send(&sms).await {
             Ok(message_id) => {
                 tracing::info!(to = %sms.to, "sms sent");
-                return Outcome::Sent(sms.to, message_id);
+                return outcome(sms.to, Outcome::Sent { message_id });
             }
             Err(SendError::Rejected(why)) => {
-                tracing::warn!(to = %sms.to, reason = %why, "sms skipped: number rejected");
-                return Outcome::Skipped(sms.to);
+                tracing::warn!(to = %sms.to, reason = %why, "sms rejected for good");
+                let class = FailureClass::Rejected;
+                return outcome(sms.to, Outcome::Failed { class });
             }
             Err(SendError::Transient(why)) => {
                 tracing::warn!(to = %sms.to, try_, reason = %why, "sms failed, may retry");
@@ -331,7 +291,22 @@ async fn send_one(
             }
         }
     }
-    Outcome::Failed(sms.to)
+    outcome(sms.to, Outcome::Retry)
+}
+
+/// Claims kept in memory: what the tests use where no bucket is.
+#[derive(Default)]
+pub struct InMemoryClaims(std::sync::Mutex<std::collections::HashSet<(uuid::Uuid, usize)>>);
+
+#[async_trait::async_trait]
+impl SmsClaims for InMemoryClaims {
+    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<bool, BusError> {
+        let mut taken = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(taken.insert((message.handout, index)))
+    }
 }
 
 /// Wraps alert messages in the SNS event envelope Lambda hands the sms function, exactly as SNS

@@ -15,8 +15,8 @@ pub mod text;
 pub use alert::{Alert, AlertId, AlertQuery, Publication};
 pub use contact::{redact_phone_numbers, Email, PassengerName, PhoneNumber};
 pub use delivery::{
-    DeliveryCounts, DeliveryReport, DeliveryState, FailureClass, Outcome, RecipientDelivery,
-    RecipientOutcome,
+    CarrierOutcome, DeliveryCounts, DeliveryReport, DeliveryState, FailureClass, Outcome,
+    RecipientDelivery, RecipientOutcome,
 };
 pub use event::{EventKind, FlightEvent, Notification, Reason};
 pub use flight::{

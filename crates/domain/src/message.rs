@@ -23,11 +23,13 @@ pub struct AlertMessage {
     pub estimated_departure: Option<DateTime<FixedOffset>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// This message's own id, new for every hand-out: the sms function claims it before
+    /// sending, so a message the bus delivers twice is texted once.
+    pub handout: uuid::Uuid,
     /// 1-based index of this slice among `parts`.
     pub part: u32,
     pub parts: u32,
-    /// Delivery attempt for these recipients: 1 when first published, +1 each time the sms
-    /// function republishes the ones it could not reach yet.
+    /// The recipients' attempt, counted by the delivery ledger: 1 for the first hand-out.
     pub attempt: u32,
     pub recipients: Vec<PhoneNumber>,
 }
@@ -36,23 +38,25 @@ pub struct AlertMessage {
 pub enum MessageError {
     #[error("not an alert message: {0}")]
     Malformed(#[from] serde_json::Error),
-    #[error("alert message version {0} is not supported (this build reads version 1)")]
+    #[error("alert message version {0} is not supported (this build reads version 2)")]
     UnsupportedVersion(u32),
 }
 
 impl AlertMessage {
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
     /// 500 E.164 numbers are ~9 KB of JSON: far under SNS's 256 KB message limit, with room for
     /// the envelope, and few enough that one sms invocation sends them well within its timeout.
     pub const MAX_RECIPIENTS: usize = 500;
 
-    /// Splits an alert into as many messages as its recipients need.
-    pub fn split(alert: &Alert, flight: &FlightSchedule, recipients: &[PhoneNumber]) -> Vec<Self> {
-        let chunks: Vec<&[PhoneNumber]> = if recipients.is_empty() {
-            vec![&[]]
-        } else {
-            recipients.chunks(Self::MAX_RECIPIENTS).collect()
-        };
+    /// Splits an alert's recipients handed out for one attempt into as many messages as they
+    /// need (none for none).
+    pub fn split(
+        alert: &Alert,
+        flight: &FlightSchedule,
+        attempt: u32,
+        recipients: &[PhoneNumber],
+    ) -> Vec<Self> {
+        let chunks: Vec<&[PhoneNumber]> = recipients.chunks(Self::MAX_RECIPIENTS).collect();
         let parts = chunks.len() as u32;
         chunks
             .into_iter()
@@ -64,9 +68,10 @@ impl AlertMessage {
                 event: alert.event,
                 estimated_departure: alert.estimated_departure,
                 reason: alert.reason.clone(),
+                handout: uuid::Uuid::now_v7(),
                 part,
                 parts,
-                attempt: 1,
+                attempt,
                 recipients: slice.to_vec(),
             })
             .collect()
@@ -87,16 +92,6 @@ impl AlertMessage {
     pub fn to_json(&self) -> String {
         // Serializing plain data with string keys cannot fail.
         serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// The same alert for fewer recipients, one attempt later: what the sms function republishes
-    /// for the recipients it could not reach, so nobody who got the SMS gets it again.
-    pub fn retry_for(&self, recipients: Vec<PhoneNumber>) -> Self {
-        Self {
-            attempt: self.attempt + 1,
-            recipients,
-            ..self.clone()
-        }
     }
 }
 
@@ -135,7 +130,7 @@ mod tests {
         let phones: Vec<_> = (0..1000)
             .map(|i| PhoneNumber::parse(&format!("+8613800{i:07}")).unwrap())
             .collect();
-        let messages = AlertMessage::split(&alert, &flight, &phones);
+        let messages = AlertMessage::split(&alert, &flight, 1, &phones);
         assert_eq!(messages.len(), 2);
         assert_eq!(
             messages.iter().map(|m| m.recipients.len()).sum::<usize>(),
@@ -151,27 +146,13 @@ mod tests {
     fn messages_round_trip_and_reject_unknown_versions() {
         let (alert, flight) = alert();
         let phones = vec![PhoneNumber::parse("+14155550100").unwrap()];
-        let m = &AlertMessage::split(&alert, &flight, &phones)[0];
+        let m = &AlertMessage::split(&alert, &flight, 1, &phones)[0];
         assert_eq!(&AlertMessage::parse(&m.to_json()).unwrap(), m);
-        let v2 = m.to_json().replace("\"version\":1", "\"version\":2");
+        let v1 = m.to_json().replace("\"version\":2", "\"version\":1");
         assert!(matches!(
-            AlertMessage::parse(&v2),
-            Err(MessageError::UnsupportedVersion(2))
+            AlertMessage::parse(&v1),
+            Err(MessageError::UnsupportedVersion(1))
         ));
         assert!(AlertMessage::parse("{}").is_err());
-    }
-
-    #[test]
-    fn a_retry_keeps_the_alert_and_counts_the_attempt() {
-        let (alert, flight) = alert();
-        let phones = vec![
-            PhoneNumber::parse("+14155550100").unwrap(),
-            PhoneNumber::parse("+14155550101").unwrap(),
-        ];
-        let m = &AlertMessage::split(&alert, &flight, &phones)[0];
-        let retry = m.retry_for(phones[1..].to_vec());
-        assert_eq!(retry.attempt, 2);
-        assert_eq!(retry.alert_id, m.alert_id);
-        assert_eq!(retry.recipients, phones[1..]);
     }
 }

@@ -1,16 +1,17 @@
 //! The ports: what the use cases need from the outside world, as traits shaped by use. Each
 //! function gets only the ports it may use (flights: `FlightStore`; alerts: `AlertStore`, that is
-//! `Notifications`, `AlertListing` and `Outbox`, and `AlertBus`; sms: `SmsSender` + `AlertBus` for
-//! retries), mirroring each function's IAM and database grants; each use case takes only the
-//! part it needs.
+//! `Notifications`, `AlertListing`, `DeliveryLedger` and `Outbox`, and `AlertBus`; sms:
+//! `SmsSender`, `SmsClaims` and `DeliveryReports`), mirroring each function's IAM and database
+//! grants; each use case takes only the part it needs.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, AlertId, AlertQuery};
 use crate::contact::PhoneNumber;
-use crate::delivery::{DeliveryCounts, DeliveryReport, RecipientDelivery};
+use crate::delivery::{CarrierOutcome, DeliveryCounts, DeliveryReport, RecipientDelivery};
 use crate::event::Notification;
 use crate::flight::{FlightKey, FlightRegistration, FlightSchedule, FlightSummary, Passenger};
 use crate::limits::{Refusal, SpendLimits};
@@ -110,37 +111,44 @@ pub enum Recorded {
     Refused(Refusal),
 }
 
-/// An alert whose publication is due, with all it takes to publish it.
+/// Recipients of one alert handed out for one attempt, with all it takes to text them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingAlert {
+pub struct Handout {
     pub alert: Alert,
-    /// The flight as it was when the alert was recorded: every part and every retry says the
-    /// same, whatever has been registered since.
+    /// The flight as it was when the alert was recorded: every message and every attempt says
+    /// the same, whatever has been registered since.
     pub flight: FlightSchedule,
+    pub attempt: u32,
     pub recipients: Vec<PhoneNumber>,
-    /// Publication attempts so far, this one included.
-    pub attempts: u32,
-    /// Messages of this alert already on the bus: a retry resumes after them, so no recipient
-    /// of an earlier part is texted twice.
-    pub parts_published: u32,
 }
 
-impl PendingAlert {
+impl Handout {
     pub fn messages(&self) -> Vec<AlertMessage> {
-        AlertMessage::split(&self.alert, &self.flight, &self.recipients)
+        AlertMessage::split(&self.alert, &self.flight, self.attempt, &self.recipients)
     }
 }
 
-/// What claiming a due outbox row came to.
+/// What handing out an alert's due recipients came to.
 #[derive(Debug)]
 pub enum Claimed {
-    Ready(PendingAlert),
-    /// The row is leased but cannot be turned into messages (a value that does not decode, facts
-    /// missing): the relay sets it aside and carries on with the others.
+    Ready(Handout),
+    /// The alert cannot be turned into messages (a value that does not decode, facts missing):
+    /// the relay sets it aside and carries on with the others.
     Unreadable {
         seq: i64,
         error: StoreError,
     },
+}
+
+/// What one settling pass changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Handed out, taken by the bus, never reported on: failed as `OutcomeUnknown`.
+    pub unknown: u64,
+    /// Handed out without the bus acknowledging it, never reported on: due again.
+    pub unconfirmed: u64,
+    /// Still pending at their alert's deadline: failed as `Expired`.
+    pub expired: u64,
 }
 
 /// What notifying needs of the alerts function's store: the flight's schedule (through the
@@ -180,49 +188,64 @@ pub trait AlertListing: Send + Sync {
     ) -> Result<Option<(Alert, Vec<RecipientDelivery>)>, StoreError>;
 }
 
-/// The delivery ledger: what the alerts function learns from the sms function's reports.
+/// The delivery ledger: what the alerts function learns from the sms function's reports and
+/// from the carrier. Every change is made as of `now`, which the caller passes, so that the
+/// timing rules are tested on a simulated clock.
 #[async_trait]
 pub trait DeliveryLedger: Send + Sync {
-    /// Applies a report; returns how many recipients changed state. Idempotent, and a state
-    /// never goes back: a report delivered twice, or late, changes nothing more (a recipient
-    /// `SENT` stays sent; one `FAILED` may still turn `SENT` when a later attempt got through).
-    async fn record_outcomes(&self, report: &DeliveryReport) -> Result<u64, StoreError>;
+    /// Applies a report; returns how many recipients changed. Idempotent, and a settled state
+    /// never goes back to pending: a report delivered twice, or late, changes nothing more (a
+    /// recipient failed may still turn `SENT` when the report proves it was texted). A `Retry`
+    /// makes the recipient due after the backoff; `Untried`, due at once with no attempt used.
+    async fn record_outcomes(
+        &self,
+        report: &DeliveryReport,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Applies what the carrier said of SMS sent: `SENT` becomes `DELIVERED`, or `FAILED`
+    /// (`Undelivered`). Returns how many recipients changed.
+    async fn record_carrier(
+        &self,
+        outcomes: &[CarrierOutcome],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }
 
-/// What publishing needs, right after a request and from the relay: the outbox's leases and
-/// progress, and the housekeeping that rides on the relay's schedule.
+/// Handing recipients out to the bus, from the ledger: right after a request and from the
+/// scheduled relay, with the housekeeping that rides on the relay's schedule.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Takes the lease on one alert's outbox entry if it is still unpublished and not leased, so
-    /// that the request that created it and the relay never publish it at the same time.
-    async fn claim(&self, id: AlertId, lease: Duration)
-        -> Result<Option<PendingAlert>, StoreError>;
+    /// Ends the waits that are over at `now`: a hand-out the bus took and nobody reported on
+    /// is failed as `OutcomeUnknown` (never texted twice); one the bus did not acknowledge is
+    /// due again; recipients still pending at their alert's deadline are failed as `Expired`.
+    async fn settle(&self, now: DateTime<Utc>) -> Result<Settled, StoreError>;
 
-    /// Takes the lease on up to `limit` unpublished alerts whose lease has run out, oldest first,
-    /// skipping those set aside. A row that cannot be read is returned as `Unreadable`, not as an
-    /// error, so that one bad row does not stop the others.
-    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
-
-    /// Takes an unprocessable alert out of publication for good, recording why; it is listed as
-    /// `Failed` from then on.
-    async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError>;
-
-    /// Records that the first `parts` messages of the alert are on the bus.
-    async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError>;
-
-    async fn mark_published(&self, id: AlertId) -> Result<(), StoreError>;
-
-    /// Gives the lease back with the alert still pending, due at once: a publisher out of time
-    /// between two parts hands the rest to the next pass.
-    async fn release(&self, id: AlertId) -> Result<(), StoreError>;
-
-    /// Records a failed attempt; the alert stays pending and is due again after `retry_after`.
-    async fn mark_failed(
+    /// Hands out up to `limit` recipients due at `now` (of `alert`, or of any alert, oldest
+    /// first), each counted as an attempt and waiting, unconfirmed, for the bus; in one
+    /// transaction, so two publishers never hand out the same recipient. Grouped by alert and
+    /// attempt. An alert that cannot be read comes back as `Unreadable`, not as an error, so
+    /// that one bad row does not stop the others.
+    async fn hand_out(
         &self,
-        id: AlertId,
-        error: &str,
-        retry_after: Duration,
+        alert: Option<AlertId>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// The bus took these recipients' message: they now wait for the sms function's report.
+    /// The alert is marked published once all its recipients have been on the bus.
+    async fn confirm(
+        &self,
+        alert: AlertId,
+        attempt: u32,
+        recipients: &[PhoneNumber],
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Takes an unprocessable alert out of publication for good, recording why: it is listed as
+    /// `Failed`, and its recipients still pending fail as `NotPublished`.
+    async fn set_aside(&self, seq: i64, error: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Deletes idempotency keys older than `age`; returns how many. Their alerts stay.
     async fn forget_keys_older_than(&self, age: Duration) -> Result<u64, StoreError>;
@@ -271,6 +294,16 @@ pub enum SendError {
 pub trait SmsSender: Send + Sync {
     /// The provider's message id on success.
     async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError>;
+}
+
+/// The sms function's own record of the recipients it has taken on (an S3 prefix in AWS, written
+/// with a create-only condition): the bus may deliver a message twice, and Lambda retries an
+/// invocation that crashed half-way; only the first claim of a recipient may text it.
+#[async_trait]
+pub trait SmsClaims: Send + Sync {
+    /// `true` for the first claim of the message's `index`-th recipient, `false` for any later
+    /// one. Keyed by the message's hand-out and the index, never by the phone.
+    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<bool, BusError>;
 }
 
 /// Where the sms function reports what became of each recipient (an SNS topic the alerts

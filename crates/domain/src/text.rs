@@ -244,8 +244,9 @@ mod tests {
 
     fn message(event: EventKind, estimated: Option<&str>, reason: Option<&str>) -> AlertMessage {
         AlertMessage {
-            version: 1,
+            version: AlertMessage::VERSION,
             alert_id: AlertId::new(),
+            handout: uuid::Uuid::now_v7(),
             flight: FlightSchedule {
                 flight_number: FlightNumber::parse("UA123").unwrap(),
                 departure_date: "2026-12-01".parse().unwrap(),

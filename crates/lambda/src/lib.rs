@@ -1,10 +1,14 @@
 //! Lambda glue shared by the functions: API Gateway REST proxy events served by the same axum
 //! routers as the local stack, and the alerts function's other triggers: EventBridge's schedule
-//! that runs the outbox relay, and SNS with the sms function's delivery reports.
+//! that runs the relay, SNS with the sms function's delivery reports, and CloudWatch Logs with
+//! the carrier's delivery status.
+
+pub mod carrier;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::cloudwatch_logs::LogsEvent;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use axum::Router;
@@ -26,10 +30,12 @@ pub async fn run_http(router: Router) -> Result<(), Error> {
     lambda_http::run(router).await
 }
 
-/// What invokes the alerts function: EventBridge's schedule, SNS, or API Gateway.
+/// What invokes the alerts function: EventBridge's schedule, SNS, CloudWatch Logs, or API
+/// Gateway.
 enum Invocation {
     Schedule(Box<EventBridgeEvent>),
     Notifications(Box<SnsEvent>),
+    CarrierStatus(Box<LogsEvent>),
     Request(Box<LambdaRequest>),
 }
 
@@ -42,9 +48,13 @@ impl Invocation {
         if let Ok(event) = EventBridgeEvent::deserialize(&payload) {
             return Ok(Self::Schedule(Box::new(event)));
         }
-        // SNS events are `{"Records": [...]}`, which no API Gateway request has.
+        // SNS events are `{"Records": [...]}`, CloudWatch Logs' `{"awslogs": ...}`: no API
+        // Gateway request has either.
         if payload.get("Records").is_some() {
             return SnsEvent::deserialize(&payload).map(|e| Self::Notifications(Box::new(e)));
+        }
+        if payload.get("awslogs").is_some() {
+            return LogsEvent::deserialize(&payload).map(|e| Self::CarrierStatus(Box::new(e)));
         }
         serde_json::from_value(payload).map(|r| Self::Request(Box::new(r)))
     }
@@ -68,6 +78,9 @@ pub enum InvocationError {
     /// Lambda retries it, then sends it to the on-failure destination.
     #[error("handling an SNS notification failed: {0}")]
     NotificationFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The carrier's delivery status could not be recorded: Lambda retries the batch.
+    #[error("recording the carrier's delivery status failed: {0}")]
+    CarrierStatusFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -77,6 +90,7 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::RequestFailed(_) => "RequestFailed",
             InvocationError::RelayFailed(_) => "RelayFailed",
             InvocationError::NotificationFailed(_) => "NotificationFailed",
+            InvocationError::CarrierStatusFailed(_) => "CarrierStatusFailed",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -86,14 +100,15 @@ impl From<InvocationError> for Diagnostic {
 }
 
 /// Serves the alerts function: API requests through the router, scheduled events (every minute
-/// in AWS) through `on_schedule`, which publishes alerts still pending, and each SNS message
-/// (a delivery report) through `on_message`. `on_schedule` is given the time left before the
-/// invocation's deadline, so its budget follows the function's timeout in `serverless.yml` rather
-/// than restating it.
-pub async fn run_alerts<F, Fut, E, M, MFut, ME>(
+/// in AWS) through `on_schedule`, which runs the relay, each SNS message (a delivery report)
+/// through `on_message`, and each batch of the carrier's delivery status through `on_carrier`.
+/// `on_schedule` is given the time left before the invocation's deadline, so its budget follows
+/// the function's timeout in `serverless.yml` rather than restating it.
+pub async fn run_alerts<F, Fut, E, M, MFut, ME, C, CFut, CE>(
     router: Router,
     on_schedule: F,
     on_message: M,
+    on_carrier: C,
 ) -> Result<(), Error>
 where
     F: Fn(Duration) -> Fut + Clone + Send + 'static,
@@ -102,11 +117,15 @@ where
     M: Fn(String) -> MFut + Clone + Send + 'static,
     MFut: Future<Output = Result<(), ME>> + Send,
     ME: std::error::Error + Send + Sync + 'static,
+    C: Fn(Vec<flightwatch_domain::CarrierOutcome>) -> CFut + Clone + Send + 'static,
+    CFut: Future<Output = Result<u64, CE>> + Send,
+    CE: std::error::Error + Send + Sync + 'static,
 {
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = router.clone();
         let on_schedule = on_schedule.clone();
         let on_message = on_message.clone();
+        let on_carrier = on_carrier.clone();
         async move {
             let LambdaEvent { payload, context } = event;
             let invocation = Invocation::read(payload).map_err(InvocationError::UnreadableEvent)?;
@@ -130,6 +149,16 @@ where
                             .map_err(|e| InvocationError::NotificationFailed(Box::new(e)))?;
                     }
                     return Ok(serde_json::json!({ "handled": count }));
+                }
+                Invocation::CarrierStatus(event) => {
+                    let (outcomes, unreadable) = carrier::outcomes(&event);
+                    if unreadable > 0 {
+                        tracing::warn!(unreadable, "log lines that are not SMS delivery status skipped");
+                    }
+                    let changed = on_carrier(outcomes)
+                        .await
+                        .map_err(|e| InvocationError::CarrierStatusFailed(Box::new(e)))?;
+                    return Ok(serde_json::json!({ "changed": changed, "unreadable": unreadable }));
                 }
             };
             let mut adapter = Adapter::from(app);
@@ -169,6 +198,8 @@ mod tests {
         assert!(matches!(report, Ok(Invocation::Notifications(_))));
         let request = Invocation::read(fixture("list-alerts.json"));
         assert!(matches!(request, Ok(Invocation::Request(_))));
+        let status = Invocation::read(fixture("carrier-status.json"));
+        assert!(matches!(status, Ok(Invocation::CarrierStatus(_))));
         assert!(Invocation::read(serde_json::json!({"source": "aws.events"})).is_err());
     }
 

@@ -1,53 +1,190 @@
-//! The alerts bus in-process: what SNS does in AWS, minus the network. A publish returns once the
-//! message is accepted; delivery to the sms handler happens on its own task, in an SNS event
-//! envelope, like an SNS → Lambda subscription.
+//! The alerts bus in-process: what SNS and Lambda's async invocation do in AWS, minus the
+//! network. A publish returns once the message is on disk in the bus log, as SNS accepts a
+//! message once it has stored it; each message is then handed to the sms handler on its own task,
+//! in an SNS event envelope, and marked done when the handler returns. A stack killed mid-delivery
+//! hands every message not marked done to the handler again when it starts (as Lambda retries an
+//! invocation that crashed), and the handler's claims, on disk too, keep anyone from being texted
+//! twice.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use flightwatch_delivery::Texting;
-use flightwatch_domain::ports::{AlertBus, BusError};
+use flightwatch_domain::ports::{AlertBus, BusError, SmsClaims};
 use flightwatch_domain::AlertMessage;
+use serde::{Deserialize, Serialize};
 
 use crate::LOCAL_TOPIC_ARN;
 
-#[derive(Default)]
+/// One line of the bus log.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Entry {
+    Message(AlertMessage),
+    Done(uuid::Uuid),
+}
+
 pub struct InProcessBus {
-    // Set once after construction: the sms handler republishes retries onto this same bus.
+    // Set once after construction, when the sms handler's parts are built.
     subscriber: OnceLock<Texting>,
+    log: Mutex<std::fs::File>,
+    /// Messages found undelivered in the log at start.
+    undelivered: Mutex<Vec<AlertMessage>>,
 }
 
 impl InProcessBus {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// Opens the bus log, keeping only the messages not yet delivered (the log is rewritten
+    /// with them, so it does not grow without end).
+    pub fn open(path: &Path) -> std::io::Result<Arc<Self>> {
+        let mut pending: Vec<AlertMessage> = Vec::new();
+        let mut done = HashSet::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            for line in std::io::BufReader::new(file).lines() {
+                // A line cut short by a kill is a publish that never returned: not accepted.
+                match serde_json::from_str(&line?) {
+                    Ok(Entry::Message(m)) => pending.push(m),
+                    Ok(Entry::Done(id)) => {
+                        done.insert(id);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        pending.retain(|m| !done.contains(&m.handout));
+        let mut file = crate::files::open_truncate(path)?;
+        for m in &pending {
+            writeln!(file, "{}", line(&Entry::Message(m.clone())))?;
+        }
+        file.flush()?;
+        let file = crate::files::open_append(path)?;
+        Ok(Arc::new(Self {
+            subscriber: OnceLock::new(),
+            log: Mutex::new(file),
+            undelivered: Mutex::new(pending),
+        }))
     }
 
-    pub fn subscribe(&self, texting: Texting) {
+    /// Subscribes the sms handler, and hands it what the log held undelivered.
+    pub fn subscribe(self: &Arc<Self>, texting: Texting) {
         if self.subscriber.set(texting).is_err() {
             tracing::warn!("the local bus already has its subscriber");
+            return;
         }
+        let undelivered = std::mem::take(&mut *self.lock_undelivered());
+        if !undelivered.is_empty() {
+            tracing::info!(
+                messages = undelivered.len(),
+                "delivering again what the bus had not finished delivering"
+            );
+        }
+        for m in undelivered {
+            self.deliver(m);
+        }
+    }
+
+    fn lock_undelivered(&self) -> std::sync::MutexGuard<'_, Vec<AlertMessage>> {
+        self.undelivered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn append(&self, entry: &Entry) -> std::io::Result<()> {
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writeln!(log, "{}", line(entry))?;
+        log.flush()
+    }
+
+    fn deliver(self: &Arc<Self>, message: AlertMessage) {
+        let Some(texting) = self.subscriber.get().cloned() else {
+            return;
+        };
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let handout = message.handout;
+            match flightwatch_delivery::sns_event(LOCAL_TOPIC_ARN, &[message]) {
+                Ok(event) => {
+                    if let Err(e) = flightwatch_delivery::handle(&texting, event).await {
+                        tracing::error!(error = %e, "sms invocation failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "not an SNS event"),
+            }
+            if let Err(e) = bus.append(&Entry::Done(handout)) {
+                tracing::error!(error = %e, "the bus log could not be written");
+            }
+        });
+    }
+}
+
+fn line(entry: &Entry) -> String {
+    // Plain data with string keys: serializing cannot fail.
+    serde_json::to_string(entry).unwrap_or_default()
+}
+
+/// A publish on the bus; the handler's task is spawned, as SNS invokes Lambda asynchronously.
+pub struct Publisher(pub Arc<InProcessBus>);
+
+#[async_trait]
+impl AlertBus for Publisher {
+    async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
+        if self.0.subscriber.get().is_none() {
+            return Err(BusError("the sms function is not subscribed".into()));
+        }
+        self.0
+            .append(&Entry::Message(message.clone()))
+            .map_err(|e| BusError(Box::new(e)))?;
+        self.0.deliver(message.clone());
+        Ok(())
+    }
+}
+
+/// The sms handler's claims in a file, one line per recipient claimed, so that they outlive the
+/// process as S3's do.
+pub struct FileClaims {
+    file: Mutex<(std::fs::File, HashMap<uuid::Uuid, HashSet<usize>>)>,
+}
+
+impl FileClaims {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let mut taken: HashMap<uuid::Uuid, HashSet<usize>> = HashMap::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line?;
+                let Some((id, index)) = line.split_once(' ') else {
+                    continue;
+                };
+                if let (Ok(id), Ok(index)) = (id.parse(), index.parse()) {
+                    taken.entry(id).or_default().insert(index);
+                }
+            }
+        }
+        Ok(Self {
+            file: Mutex::new((crate::files::open_append(path)?, taken)),
+        })
     }
 }
 
 #[async_trait]
-impl AlertBus for InProcessBus {
-    async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
-        let texting = self
-            .subscriber
-            .get()
-            .cloned()
-            .ok_or_else(|| BusError("the sms function is not subscribed".into()))?;
-        let event = flightwatch_delivery::sns_event(LOCAL_TOPIC_ARN, std::slice::from_ref(message))
+impl SmsClaims for FileClaims {
+    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<bool, BusError> {
+        let mut guard = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (file, taken) = &mut *guard;
+        if !taken.entry(message.handout).or_default().insert(index) {
+            return Ok(false);
+        }
+        // On disk before the SMS goes: a kill after this line leaves the recipient claimed.
+        writeln!(file, "{} {index}", message.handout)
+            .and_then(|()| file.flush())
             .map_err(|e| BusError(Box::new(e)))?;
-        // A republished retry waits a little, as it would between Lambda invocations.
-        let wait = Duration::from_millis(500 * u64::from(message.attempt.saturating_sub(1)));
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            if let Err(e) = flightwatch_delivery::handle(&texting, event).await {
-                tracing::error!(error = %e, "sms invocation failed");
-            }
-        });
-        Ok(())
+        Ok(true)
     }
 }

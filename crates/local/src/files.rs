@@ -1,35 +1,42 @@
-//! Local stand-ins for SNS SMS and the dead-letter destination: JSON lines appended to files.
+//! The local stand-in for SNS SMS: JSON lines appended to a file.
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use flightwatch_domain::ports::{AlertBus, BusError, OutgoingSms, SendError, SmsSender};
-use flightwatch_domain::AlertMessage;
+use flightwatch_domain::ports::{OutgoingSms, SendError, SmsSender};
 use tokio::fs::File;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+fn create_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir),
+        None => Ok(()),
     }
+}
+
+pub(crate) fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    create_dir(path)?;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
 }
 
+pub(crate) fn open_truncate(path: &Path) -> std::io::Result<std::fs::File> {
+    create_dir(path)?;
+    std::fs::File::create(path)
+}
+
 /// One line per SMS: `{"to": ..., "body": ..., "alertId": ...}`.
 pub struct JsonLinesSender {
     file: Mutex<File>,
-    lines: std::sync::atomic::AtomicU64,
 }
 
 impl JsonLinesSender {
     pub fn open(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
             file: Mutex::new(File::from_std(open_append(path)?)),
-            lines: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -52,37 +59,7 @@ impl SmsSender for JsonLinesSender {
         file.flush()
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
-        // The provider's message id: here, the line's number since the file was opened.
-        let line = self
-            .lines
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        Ok(format!("local-{line}"))
-    }
-}
-
-/// One line per message of recipients given up on.
-pub struct JsonLinesDeadLetters {
-    file: Mutex<File>,
-}
-
-impl JsonLinesDeadLetters {
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        Ok(Self {
-            file: Mutex::new(File::from_std(open_append(path)?)),
-        })
-    }
-}
-
-#[async_trait]
-impl AlertBus for JsonLinesDeadLetters {
-    async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
-        let mut line = message.to_json();
-        line.push('\n');
-        let mut file = self.file.lock().await;
-        file.write_all(line.as_bytes())
-            .await
-            .map_err(|e| BusError(Box::new(e)))?;
-        file.flush().await.map_err(|e| BusError(Box::new(e)))
+        // The provider's message id, unique as SNS's are.
+        Ok(format!("local-{}", uuid::Uuid::now_v7()))
     }
 }

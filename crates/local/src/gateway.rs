@@ -89,4 +89,34 @@ paths:
         );
         assert_eq!(needs(Method::GET, "/b/{id}"), Some(false));
     }
+
+    /// The delivery vocabulary the API documents is the domain's, word for word.
+    #[test]
+    fn the_documented_delivery_states_and_failures_are_the_domain_s() {
+        use flightwatch_domain::{DeliveryState, FailureClass};
+        let spec: serde_norway::Value = serde_norway::from_str(OPENAPI).unwrap_or_default();
+        let enumerated = |field: &str| -> Vec<String> {
+            spec["components"]["schemas"]["RecipientDelivery"]["properties"][field]["enum"]
+                .as_sequence()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let states: Vec<String> = DeliveryState::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(enumerated("state"), states);
+        let classes: Vec<String> = FailureClass::ALL
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        assert_eq!(enumerated("failure"), classes);
+        let counts = &spec["components"]["schemas"]["DeliveryCounts"]["required"];
+        let lower: Vec<String> = states.iter().map(|s| s.to_lowercase()).collect();
+        assert_eq!(
+            serde_norway::from_value::<Vec<String>>(counts.clone()).unwrap_or_default(),
+            lower
+        );
+    }
 }

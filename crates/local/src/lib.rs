@@ -1,7 +1,8 @@
 //! The whole system on one machine, wired as in AWS: both HTTP functions' routers behind one
 //! address (API Gateway's routing, and its API key check when a key is set), the alerts bus
 //! delivered in-process to the sms handler in the same SNS event envelope Lambda would hand it,
-//! and SMS written as JSON lines to a file. The outbox relay runs on a timer.
+//! and SMS written as JSON lines to a file. The relay runs on a timer, and hands out from the
+//! delivery ledger whatever is due, so a stack killed mid-alert resumes where the ledger stands.
 
 mod bus;
 mod delivery;
@@ -32,9 +33,9 @@ use flightwatch_sqlite::{SqliteAlertStore, SqliteFlightStore};
 use sqlx::{MySqlPool, SqlitePool};
 use tokio::task::JoinHandle;
 
-pub use bus::InProcessBus;
+pub use bus::{FileClaims, InProcessBus, Publisher};
 pub use delivery::LedgerReports;
-pub use files::{JsonLinesDeadLetters, JsonLinesSender};
+pub use files::JsonLinesSender;
 
 /// How the local stack is set up; `from_env` reads the documented environment variables.
 #[derive(Clone, Debug)]
@@ -43,9 +44,7 @@ pub struct Options {
     pub api_key: Option<String>,
     /// Where SMS are appended as JSON lines.
     pub sms_outbox: PathBuf,
-    /// Where recipients unreachable after the final attempt are appended.
-    pub dead_letters: PathBuf,
-    /// How often the outbox relay looks for alerts still pending.
+    /// How often the relay hands out what the ledger holds due.
     pub relay_every: Duration,
     pub policy: Policy,
     pub limits: flightwatch_domain::SpendLimits,
@@ -57,8 +56,6 @@ pub struct Options {
 #[derive(Clone, Debug)]
 pub struct SnsOptions {
     pub alerts_topic_arn: String,
-    /// Without it, recipients given up on go to the dead-letters file.
-    pub dead_letter_topic_arn: Option<String>,
     /// Without it, delivery reports go straight into the ledger.
     pub reports_topic_arn: Option<String>,
     pub sender_id: Option<String>,
@@ -79,9 +76,6 @@ impl Options {
             sms_outbox: var("FLIGHTWATCH_SMS_OUTBOX")
                 .unwrap_or_else(|| ".flightwatch/sms-outbox.jsonl".into())
                 .into(),
-            dead_letters: var("FLIGHTWATCH_DEAD_LETTERS")
-                .unwrap_or_else(|| ".flightwatch/dead-letters.jsonl".into())
-                .into(),
             relay_every,
             policy: Policy {
                 per_second: flightwatch_config::sms_per_second()?,
@@ -92,11 +86,17 @@ impl Options {
             ),
             sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
                 alerts_topic_arn,
-                dead_letter_topic_arn: var("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN"),
                 reports_topic_arn: var("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN"),
                 sender_id: var("FLIGHTWATCH_SMS_SENDER_ID"),
             }),
         })
+    }
+}
+
+impl Options {
+    /// A file of the stack's own next to the SMS outbox: the bus log, the sms handler's claims.
+    pub fn beside_outbox(&self, name: &str) -> PathBuf {
+        self.sms_outbox.with_file_name(name)
     }
 }
 
@@ -210,15 +210,14 @@ pub async fn build(
     let Stores { flights, alerts } = stores;
     let (bus, sns_delivery): (Arc<dyn AlertBus>, Option<Router>) = match &options.sns {
         None => {
-            let bus = InProcessBus::new();
+            let bus = InProcessBus::open(&options.beside_outbox("bus.jsonl"))?;
             bus.subscribe(Texting {
                 sender: Arc::new(JsonLinesSender::open(&options.sms_outbox)?),
-                retries: bus.clone(),
-                dead_letters: Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
+                claims: Arc::new(FileClaims::open(&options.beside_outbox("sms-claims.txt"))?),
                 reports: Arc::new(LedgerReports(alerts.clone())),
                 policy: options.policy,
             });
-            (bus, None)
+            (Arc::new(Publisher(bus)), None)
         }
         Some(sns) => {
             let (bus, delivery) = sns_path(sns, options, public_url, alerts.clone()).await?;
@@ -234,6 +233,7 @@ pub async fn build(
             store: alerts.clone(),
             bus: bus.clone(),
             limits: options.limits,
+            hand_out: relay::pass_limit(options.policy.per_second),
         }))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });
     let api = match &options.api_key {
@@ -254,7 +254,8 @@ pub async fn build(
             .merge(sns_delivery.unwrap_or_default())
             .merge(api),
     );
-    let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every));
+    let limit = relay::pass_limit(options.policy.per_second);
+    let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every, limit));
     Ok(LocalStack { router, relay })
 }
 
@@ -268,10 +269,6 @@ async fn sns_path(
 ) -> anyhow::Result<(Arc<dyn AlertBus>, Router)> {
     let sdk = flightwatch_aws::sdk_config().await;
     let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, &sns.alerts_topic_arn));
-    let dead_letters: Arc<dyn AlertBus> = match &sns.dead_letter_topic_arn {
-        Some(topic) => Arc::new(SnsTopic::from_config(&sdk, topic)),
-        None => Arc::new(JsonLinesDeadLetters::open(&options.dead_letters)?),
-    };
     // With a reports topic, reports travel as in AWS: published by the sms handler, delivered
     // over HTTP to the ledger. Without one, straight into the ledger.
     let (reports, reports_router): (Arc<dyn DeliveryReports>, Router) = match &sns.reports_topic_arn
@@ -302,8 +299,8 @@ async fn sns_path(
     };
     let texting = Texting {
         sender: Arc::new(SnsSmsSender::from_config(&sdk, sns.sender_id.clone())),
-        retries: bus.clone(),
-        dead_letters,
+        // S3 claims are tested on their own (flightwatch-aws); the stack keeps them in a file.
+        claims: Arc::new(FileClaims::open(&options.beside_outbox("sms-claims.txt"))?),
         reports,
         policy: options.policy,
     };
@@ -344,19 +341,27 @@ async fn health(State(h): State<Health>) -> impl IntoResponse {
     }
 }
 
-/// Publishes alerts left pending by a failed publish, as the scheduled relay does in AWS.
-async fn relay_forever(store: Arc<dyn AlertStore>, bus: Arc<dyn AlertBus>, every: Duration) {
+/// Hands out what the ledger holds due, as the scheduled relay does in AWS.
+async fn relay_forever(
+    store: Arc<dyn AlertStore>,
+    bus: Arc<dyn AlertBus>,
+    every: Duration,
+    limit: u32,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match relay::relay(store.as_ref(), bus.as_ref(), 50, Duration::from_secs(5)).await {
-            Ok(r) if r.published + r.failed > 0 => {
-                tracing::info!(
-                    published = r.published,
-                    failed = r.failed,
-                    "outbox relay pass"
-                )
+        let pass = relay::relay(
+            store.as_ref(),
+            bus.as_ref(),
+            limit,
+            Duration::from_secs(5),
+            chrono::Utc::now(),
+        );
+        match pass.await {
+            Ok(r) if r != relay::RelayReport::default() => {
+                tracing::info!(report = ?r, "relay pass")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox relay pass failed"),

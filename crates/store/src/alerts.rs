@@ -4,19 +4,21 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::DateTime;
 use chrono::Utc;
+use flightwatch_domain::delivery::timing;
 use flightwatch_domain::ports::{
-    AlertListing, AlertStore, Claimed, DeliveryLedger, Idempotency, Notifications, Outbox,
-    PendingAlert, Recorded, StoreError,
+    AlertListing, AlertStore, Claimed, DeliveryLedger, Handout, Idempotency, Notifications, Outbox,
+    Recorded, Settled, StoreError,
 };
 use flightwatch_domain::{
-    AirportCode, Alert, AlertId, AlertQuery, DeliveryCounts, DeliveryReport, DeliveryState,
-    FlightKey, FlightNumber, FlightSchedule, Notification, Outcome, PhoneNumber, Publication,
-    Reason, RecipientDelivery, SpendLimits,
+    AirportCode, Alert, AlertId, AlertQuery, CarrierOutcome, DeliveryCounts, DeliveryReport,
+    DeliveryState, FailureClass, FlightKey, FlightNumber, FlightSchedule, Notification, Outcome,
+    PhoneNumber, Publication, Reason, RecipientDelivery, SpendLimits,
 };
 use sqlx::Pool;
 
-use crate::{after, invalid, local, parse, split, stamp, store_error, Arg, Dialect, Done};
+use crate::{invalid, local, parse, split, stamp, store_error, Arg, Dialect, Done};
 
 pub struct SqlAlertStore<DB: Dialect> {
     pool: Pool<DB>,
@@ -188,12 +190,20 @@ impl<DB: Dialect> AlertListing for SqlAlertStore<DB> {
     }
 }
 
+/// `alert_recipients.handed_out`: not out; out without the bus's acknowledgement; on the bus.
+const NOT_OUT: i64 = 0;
+const UNCONFIRMED: i64 = 1;
+const ON_THE_BUS: i64 = 2;
+
 #[async_trait]
 impl<DB: Dialect> DeliveryLedger for SqlAlertStore<DB> {
-    #[tracing::instrument(skip_all, fields(alert_id = %report.alert_id, outcomes = report.outcomes.len()))]
-    async fn record_outcomes(&self, report: &DeliveryReport) -> Result<u64, StoreError> {
+    #[tracing::instrument(skip_all, fields(alert_id = %report.alert_id, attempt = report.attempt, outcomes = report.outcomes.len()))]
+    async fn record_outcomes(
+        &self,
+        report: &DeliveryReport,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let result = async {
-            let now = Utc::now();
             let id = report.alert_id.to_string();
             let mut tx = DB::begin_write(&self.pool).await?;
             let rows = DB::fetch_all(
@@ -207,44 +217,85 @@ impl<DB: Dialect> DeliveryLedger for SqlAlertStore<DB> {
                 tracing::warn!("delivery report for an unknown alert ignored");
                 return Ok(0);
             };
+            let attempt = i64::from(report.attempt);
+            let retry_at = timing::after(now, timing::backoff(report.attempt));
             let mut changed = 0;
             for o in &report.outcomes {
-                // A state never goes back: SENT is final; FAILED may still become SENT (a later
-                // attempt got through), never the other way.
-                let (state, message_id, failure, from) = match &o.outcome {
+                let phone = o.phone.expose();
+                // A settled state never goes back to pending. A SENT report is the truth whatever
+                // the ledger had concluded (a failure for want of news, say); a failure settles
+                // only what is still pending; a retry or an untried recipient changes it only if
+                // it is still out on this very attempt, so a late report cannot undo a later one.
+                let (sql, args) = match &o.outcome {
                     Outcome::Sent { message_id } => (
-                        DeliveryState::Sent,
-                        Some(message_id.as_str()),
-                        None,
-                        "('PENDING', 'FAILED')",
+                        "UPDATE alert_recipients SET state = 'SENT', message_id = ?, failure = NULL, \
+                         handed_out = 0, updated_at = ? \
+                         WHERE alert_seq = ? AND phone = ? AND state IN ('PENDING', 'FAILED') \
+                         AND (failure IS NULL OR failure <> 'UNDELIVERED')",
+                        vec![Arg::Text(message_id), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone)],
                     ),
                     Outcome::Failed { class } => (
-                        DeliveryState::Failed,
-                        None,
-                        Some(class.as_str()),
-                        "('PENDING')",
+                        "UPDATE alert_recipients SET state = 'FAILED', failure = ?, handed_out = 0, \
+                         updated_at = ? WHERE alert_seq = ? AND phone = ? AND state = 'PENDING'",
+                        vec![Arg::Text(class.as_str()), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone)],
+                    ),
+                    Outcome::Retry => (
+                        "UPDATE alert_recipients SET handed_out = 0, due_at = ?, updated_at = ? \
+                         WHERE alert_seq = ? AND phone = ? AND state = 'PENDING' \
+                         AND handed_out <> 0 AND attempts = ?",
+                        vec![Arg::Stamp(retry_at), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone), Arg::Int(attempt)],
+                    ),
+                    Outcome::Unknown => (
+                        "UPDATE alert_recipients SET state = 'FAILED', failure = 'OUTCOME_UNKNOWN', \
+                         handed_out = 0, updated_at = ? WHERE alert_seq = ? AND phone = ? \
+                         AND state = 'PENDING' AND attempts = ?",
+                        vec![Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone), Arg::Int(attempt)],
+                    ),
+                    Outcome::Untried => (
+                        "UPDATE alert_recipients SET handed_out = 0, due_at = ?, \
+                         attempts = attempts - 1, updated_at = ? \
+                         WHERE alert_seq = ? AND phone = ? AND state = 'PENDING' \
+                         AND handed_out <> 0 AND attempts = ?",
+                        vec![Arg::Stamp(now), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone), Arg::Int(attempt)],
                     ),
                 };
-                let sql = format!(
-                    "UPDATE alert_recipients SET state = ?, message_id = ?, failure = ?, \
-                     updated_at = ? WHERE alert_seq = ? AND phone = ? AND state IN {from}"
-                );
-                let done = DB::exec(
-                    &mut tx,
-                    &sql,
-                    vec![
-                        Arg::Text(state.as_str()),
-                        Arg::OptText(message_id),
-                        Arg::OptText(failure),
-                        Arg::Stamp(now),
-                        Arg::Int(seq),
-                        Arg::Text(o.phone.expose()),
-                    ],
-                )
-                .await?;
-                changed += done.rows;
+                changed += DB::exec(&mut tx, sql, args).await?.rows;
             }
             tx.commit().await?;
+            Ok(changed)
+        };
+        result.await.map_err(store_error::<DB>)
+    }
+
+    async fn record_carrier(
+        &self,
+        outcomes: &[CarrierOutcome],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = async {
+            let mut conn = self.pool.acquire().await?;
+            let mut changed = 0;
+            for o in outcomes {
+                // Only a SENT recipient learns from the carrier; DELIVERED is final.
+                let (state, failure) = if o.delivered {
+                    ("DELIVERED", None)
+                } else {
+                    ("FAILED", Some(FailureClass::Undelivered.as_str()))
+                };
+                changed += DB::exec(
+                    &mut conn,
+                    "UPDATE alert_recipients SET state = ?, failure = ?, updated_at = ? \
+                     WHERE message_id = ? AND state = 'SENT'",
+                    vec![
+                        Arg::Text(state),
+                        Arg::OptText(failure),
+                        Arg::Stamp(now),
+                        Arg::Text(&o.message_id),
+                    ],
+                )
+                .await?
+                .rows;
+            }
             Ok(changed)
         };
         result.await.map_err(store_error::<DB>)
@@ -253,119 +304,179 @@ impl<DB: Dialect> DeliveryLedger for SqlAlertStore<DB> {
 
 #[async_trait]
 impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
-    async fn claim(
-        &self,
-        id: AlertId,
-        lease: Duration,
-    ) -> Result<Option<PendingAlert>, StoreError> {
-        let result = async {
-            let mut conn = self.pool.acquire().await?;
-            let id = id.to_string();
-            let rows = DB::fetch_all(
-                &mut conn,
-                "SELECT seq FROM alerts WHERE alert_id = ?",
-                vec![Arg::Text(&id)],
+    async fn settle(&self, now: DateTime<Utc>) -> Result<Settled, StoreError> {
+        let unknown = self
+            .exec(
+                "UPDATE alert_recipients SET state = 'FAILED', failure = 'OUTCOME_UNKNOWN', \
+                 handed_out = 0, updated_at = ? \
+                 WHERE state = 'PENDING' AND handed_out = ? AND due_at <= ?",
+                vec![Arg::Stamp(now), Arg::Int(ON_THE_BUS), Arg::Stamp(now)],
             )
-            .await?;
-            let Some(row) = rows.first() else {
-                return Ok(None);
-            };
-            let seq = DB::int(row, "seq")?;
-            claim_seq::<DB>(&mut conn, seq, lease).await
-        };
-        result.await.map_err(store_error::<DB>)
+            .await?
+            .rows;
+        // due_at is already past: due again at once.
+        let unconfirmed = self
+            .exec(
+                "UPDATE alert_recipients SET handed_out = ? \
+                 WHERE state = 'PENDING' AND handed_out = ? AND due_at <= ?",
+                vec![Arg::Int(NOT_OUT), Arg::Int(UNCONFIRMED), Arg::Stamp(now)],
+            )
+            .await?
+            .rows;
+        // Not while out: the report may still come.
+        let expired = self
+            .exec(
+                "UPDATE alert_recipients SET state = 'FAILED', failure = 'EXPIRED', updated_at = ? \
+                 WHERE state = 'PENDING' AND handed_out = ? AND alert_seq IN \
+                 (SELECT seq FROM alerts WHERE deliver_until <= ?)",
+                vec![Arg::Stamp(now), Arg::Int(NOT_OUT), Arg::Stamp(now)],
+            )
+            .await?
+            .rows;
+        Ok(Settled {
+            unknown,
+            unconfirmed,
+            expired,
+        })
     }
 
-    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(store_error::<DB>)?;
-        let due = DB::fetch_all(
-            &mut conn,
-            "SELECT alert_seq FROM alert_outbox WHERE published_at IS NULL \
-             AND set_aside_at IS NULL AND (lease_until IS NULL OR lease_until < ?) \
-             ORDER BY alert_seq LIMIT ?",
-            vec![Arg::Stamp(Utc::now()), Arg::Int(i64::from(limit))],
-        )
-        .await
-        .map_err(store_error::<DB>)?
-        .iter()
-        .map(|r| DB::int(r, "alert_seq"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(store_error::<DB>)?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for seq in due {
-            // Another relay may take it between the select and the claim: the claim decides.
-            match claim_seq::<DB>(&mut conn, seq, lease).await {
-                Ok(Some(p)) => claimed.push(Claimed::Ready(p)),
-                Ok(None) => {}
+    async fn hand_out(
+        &self,
+        alert: Option<AlertId>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = DB::begin_write(&self.pool)
+            .await
+            .map_err(store_error::<DB>)?;
+        let due = self
+            .due_recipients(&mut tx, alert, limit, now)
+            .await
+            .map_err(store_error::<DB>)?;
+        let mut claimed = Vec::new();
+        for (seq, phones) in due {
+            let handed = async {
+                let wait = timing::after(now, timing::UNCONFIRMED_WAIT);
+                for chunk in phones.chunks(500) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "UPDATE alert_recipients SET handed_out = ?, attempts = attempts + 1, \
+                         due_at = ? WHERE alert_seq = ? AND phone IN ({marks})"
+                    );
+                    let mut args = vec![Arg::Int(UNCONFIRMED), Arg::Stamp(wait), Arg::Int(seq)];
+                    args.extend(chunk.iter().map(|p| Arg::Text(p)));
+                    DB::exec(&mut tx, &sql, args).await?;
+                }
+                let alert = load_alert::<DB>(&mut tx, seq).await?;
+                let flight = facts::<DB>(&mut tx, seq, &alert).await?;
+                // By attempt: one message says one attempt.
+                let mut by_attempt = std::collections::BTreeMap::<u32, Vec<PhoneNumber>>::new();
+                for chunk in phones.chunks(500) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "SELECT phone, attempts FROM alert_recipients \
+                         WHERE alert_seq = ? AND phone IN ({marks}) ORDER BY phone"
+                    );
+                    let mut args = vec![Arg::Int(seq)];
+                    args.extend(chunk.iter().map(|p| Arg::Text(p)));
+                    for r in DB::fetch_all(&mut tx, &sql, args).await? {
+                        let attempt = u32::try_from(DB::int(&r, "attempts")?)
+                            .map_err(|_| invalid("attempts"))?;
+                        by_attempt
+                            .entry(attempt)
+                            .or_default()
+                            .push(parse::<DB, _, _>(&r, "phone", PhoneNumber::parse)?);
+                    }
+                }
+                Ok::<_, sqlx::Error>(by_attempt.into_iter().map(move |(attempt, recipients)| {
+                    Handout {
+                        alert: alert.clone(),
+                        flight: flight.clone(),
+                        attempt,
+                        recipients,
+                    }
+                }))
+            }
+            .await;
+            match handed {
+                Ok(handouts) => claimed.extend(handouts.map(Claimed::Ready)),
                 Err(e) => match store_error::<DB>(e) {
                     e if e.is_transient() => return Err(e),
                     error => claimed.push(Claimed::Unreadable { seq, error }),
                 },
             }
         }
+        tx.commit().await.map_err(store_error::<DB>)?;
         Ok(claimed)
     }
 
-    async fn mark_progress(&self, id: AlertId, parts: u32) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE alert_outbox SET parts_published = {}(parts_published, ?) \
-             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
-            DB::GREATEST
-        );
-        let id = id.to_string();
-        let args = vec![Arg::Int(i64::from(parts)), Arg::Text(&id)];
-        self.exec(&sql, args).await.map(drop)
-    }
-
-    async fn mark_published(&self, id: AlertId) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.exec(
-            "UPDATE alert_outbox SET published_at = ?, lease_until = NULL, last_error = NULL \
-             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
-            vec![Arg::Stamp(Utc::now()), Arg::Text(&id)],
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn release(&self, id: AlertId) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.exec(
-            "UPDATE alert_outbox SET lease_until = NULL \
-             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?) AND published_at IS NULL",
-            vec![Arg::Text(&id)],
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn mark_failed(
+    async fn confirm(
         &self,
-        id: AlertId,
-        error: &str,
-        retry_after: Duration,
+        alert: AlertId,
+        attempt: u32,
+        recipients: &[PhoneNumber],
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let error: String = error.chars().take(500).collect();
-        let id = id.to_string();
-        self.exec(
-            "UPDATE alert_outbox SET last_error = ?, lease_until = ? \
-             WHERE alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)",
-            vec![
-                Arg::Text(&error),
-                Arg::Stamp(after(retry_after)),
-                Arg::Text(&id),
-            ],
-        )
-        .await
-        .map(drop)
+        let result = async {
+            let mut conn = self.pool.acquire().await?;
+            let id = alert.to_string();
+            let rows = DB::fetch_all(
+                &mut conn,
+                "SELECT seq FROM alerts WHERE alert_id = ?",
+                vec![Arg::Text(&id)],
+            )
+            .await?;
+            let seq = DB::int(rows.first().ok_or(sqlx::Error::RowNotFound)?, "seq")?;
+            let wait = timing::after(now, timing::REPORT_WAIT);
+            for chunk in recipients.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                // Only what is still out unconfirmed on this attempt: the report may be in first.
+                let sql = format!(
+                    "UPDATE alert_recipients SET handed_out = ?, due_at = ? WHERE alert_seq = ? \
+                     AND state = 'PENDING' AND handed_out = ? AND attempts = ? AND phone IN ({marks})"
+                );
+                let mut args = vec![
+                    Arg::Int(ON_THE_BUS),
+                    Arg::Stamp(wait),
+                    Arg::Int(seq),
+                    Arg::Int(UNCONFIRMED),
+                    Arg::Int(i64::from(attempt)),
+                ];
+                args.extend(chunk.iter().map(|p| Arg::Text(p.expose())));
+                DB::exec(&mut conn, &sql, args).await?;
+            }
+            // Published once every recipient has been on the bus (or settled without it).
+            DB::exec(
+                &mut conn,
+                "UPDATE alert_outbox SET published_at = ?, last_error = NULL \
+                 WHERE alert_seq = ? AND published_at IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM alert_recipients r WHERE r.alert_seq = ? \
+                  AND r.state = 'PENDING' AND r.handed_out <> ?)",
+                vec![
+                    Arg::Stamp(now),
+                    Arg::Int(seq),
+                    Arg::Int(seq),
+                    Arg::Int(ON_THE_BUS),
+                ],
+            )
+            .await?;
+            Ok(())
+        };
+        result.await.map_err(store_error::<DB>)
     }
 
-    async fn set_aside(&self, seq: i64, error: &str) -> Result<(), StoreError> {
+    async fn set_aside(&self, seq: i64, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let error: String = error.chars().take(500).collect();
         self.exec(
-            "UPDATE alert_outbox SET set_aside_at = ?, last_error = ?, lease_until = NULL \
+            "UPDATE alert_outbox SET set_aside_at = ?, last_error = ? \
              WHERE alert_seq = ? AND published_at IS NULL",
-            vec![Arg::Stamp(Utc::now()), Arg::Text(&error), Arg::Int(seq)],
+            vec![Arg::Stamp(now), Arg::Text(&error), Arg::Int(seq)],
+        )
+        .await?;
+        self.exec(
+            "UPDATE alert_recipients SET state = 'FAILED', failure = 'NOT_PUBLISHED', \
+             handed_out = 0, updated_at = ? WHERE alert_seq = ? AND state = 'PENDING'",
+            vec![Arg::Stamp(now), Arg::Int(seq)],
         )
         .await
         .map(drop)
@@ -391,6 +502,41 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         DB::exec(&mut conn, sql, args)
             .await
             .map_err(store_error::<DB>)
+    }
+
+    /// The recipients due at `now`, locked until the transaction ends, by alert, oldest first.
+    async fn due_recipients(
+        &self,
+        tx: &mut DB::Connection,
+        alert: Option<AlertId>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, Vec<String>)>, sqlx::Error> {
+        let id = alert.map(|a| a.to_string());
+        let mut sql = String::from(
+            "SELECT r.alert_seq, r.phone FROM alert_recipients r \
+             JOIN alert_outbox o ON o.alert_seq = r.alert_seq \
+             WHERE r.state = 'PENDING' AND r.handed_out = 0 AND r.due_at <= ? \
+             AND o.set_aside_at IS NULL",
+        );
+        let mut args = vec![Arg::Stamp(now)];
+        if let Some(id) = &id {
+            sql.push_str(" AND r.alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)");
+            args.push(Arg::Text(id));
+        }
+        sql.push_str(" ORDER BY r.alert_seq, r.phone LIMIT ?");
+        sql.push_str(DB::FOR_UPDATE);
+        args.push(Arg::Int(i64::from(limit)));
+        let mut due: Vec<(i64, Vec<String>)> = Vec::new();
+        for r in DB::fetch_all(tx, &sql, args).await? {
+            let seq = DB::int(&r, "alert_seq")?;
+            let phone = DB::text(&r, "phone")?;
+            match due.last_mut() {
+                Some((s, phones)) if *s == seq => phones.push(phone),
+                _ => due.push((seq, vec![phone])),
+            }
+        }
+        Ok(due)
     }
 
     async fn record_once(
@@ -482,12 +628,13 @@ impl<DB: Dialect> SqlAlertStore<DB> {
             None => (None, None),
         };
         let alert_id = id.to_string();
+        let departs = est.unwrap_or(sched);
         let seq = DB::exec(
             &mut tx,
             "INSERT INTO alerts (alert_id, flight_number, departure_date, event, event_key, reason, \
              estimated_departure_utc, estimated_offset_min, recipients, created_at, origin, \
-             destination, scheduled_departure_utc, scheduled_offset_min, follows_seq) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+             destination, scheduled_departure_utc, scheduled_offset_min, follows_seq, \
+             deliver_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 Arg::Text(&alert_id),
                 Arg::Text(n.flight.number.as_str()),
@@ -503,16 +650,19 @@ impl<DB: Dialect> SqlAlertStore<DB> {
                 Arg::At(sched),
                 Arg::Int(sched_off),
                 Arg::Int(follows),
+                Arg::Stamp(timing::deliver_until(now, departs)),
             ],
         )
         .await?
         .last_id;
+        // Every recipient due at once, in the ledger.
         let recipients = DB::exec(
             &mut tx,
-            "INSERT INTO alert_recipients (alert_seq, phone) \
-             SELECT ?, phone FROM passenger_phones WHERE flight_number = ? AND departure_date = ?",
+            "INSERT INTO alert_recipients (alert_seq, phone, due_at) \
+             SELECT ?, phone, ? FROM passenger_phones WHERE flight_number = ? AND departure_date = ?",
             vec![
                 Arg::Int(seq),
+                Arg::Stamp(now),
                 Arg::Text(n.flight.number.as_str()),
                 Arg::Date(n.flight.date),
             ],
@@ -525,10 +675,14 @@ impl<DB: Dialect> SqlAlertStore<DB> {
             vec![Arg::Int(recipients as i64), Arg::Int(seq)],
         )
         .await?;
+        // An alert to nobody has nothing to publish.
         DB::exec(
             &mut tx,
-            "INSERT INTO alert_outbox (alert_seq) VALUES (?)",
-            vec![Arg::Int(seq)],
+            "INSERT INTO alert_outbox (alert_seq, published_at) VALUES (?, ?)",
+            vec![
+                Arg::Int(seq),
+                Arg::OptStamp((recipients == 0).then_some(now)),
+            ],
         )
         .await?;
         remember::<DB>(&mut tx, idempotency, seq, true).await?;
@@ -666,54 +820,4 @@ async fn remember<DB: Dialect>(
         .await?;
     }
     Ok(())
-}
-
-async fn claim_seq<DB: Dialect>(
-    conn: &mut DB::Connection,
-    seq: i64,
-    lease: Duration,
-) -> Result<Option<PendingAlert>, sqlx::Error> {
-    // One statement: the lease is taken atomically, whoever else is trying.
-    let taken = DB::exec(
-        conn,
-        "UPDATE alert_outbox SET lease_until = ?, attempts = attempts + 1 WHERE alert_seq = ? \
-         AND published_at IS NULL AND (lease_until IS NULL OR lease_until < ?)",
-        vec![
-            Arg::Stamp(after(lease)),
-            Arg::Int(seq),
-            Arg::Stamp(Utc::now()),
-        ],
-    )
-    .await?
-    .rows;
-    if taken == 0 {
-        return Ok(None);
-    }
-    let alert = load_alert::<DB>(conn, seq).await?;
-    let flight = facts::<DB>(conn, seq, &alert).await?;
-    // Ordered, so that a resumed publication splits the recipients into the same parts.
-    let recipients = DB::fetch_all(
-        conn,
-        "SELECT phone FROM alert_recipients WHERE alert_seq = ? ORDER BY phone",
-        vec![Arg::Int(seq)],
-    )
-    .await?
-    .iter()
-    .map(|r| parse::<DB, _, _>(r, "phone", PhoneNumber::parse))
-    .collect::<Result<_, _>>()?;
-    let rows = DB::fetch_all(
-        conn,
-        "SELECT attempts, parts_published FROM alert_outbox WHERE alert_seq = ?",
-        vec![Arg::Int(seq)],
-    )
-    .await?;
-    let r = rows.first().ok_or(sqlx::Error::RowNotFound)?;
-    let count = |col| DB::int(r, col).and_then(|n| u32::try_from(n).map_err(|_| invalid(col)));
-    Ok(Some(PendingAlert {
-        alert,
-        flight,
-        recipients,
-        attempts: count("attempts")?,
-        parts_published: count("parts_published")?,
-    }))
 }

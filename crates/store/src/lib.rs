@@ -33,6 +33,7 @@ pub enum Arg<'a> {
     OptAt(Option<DateTime<Utc>>),
     /// A bookkeeping time, kept to the microsecond.
     Stamp(DateTime<Utc>),
+    OptStamp(Option<DateTime<Utc>>),
 }
 
 /// What a statement did.
@@ -126,6 +127,7 @@ macro_rules! dialect {
                     Arg::At(v) => q.bind($at(v)),
                     Arg::OptAt(v) => q.bind(v.map($at)),
                     Arg::Stamp(v) => q.bind($stamp(v)),
+                    Arg::OptStamp(v) => q.bind(v.map($stamp)),
                 };
             }
             q
@@ -262,8 +264,4 @@ fn local<DB: Dialect>(
         (Some(t), Some(off)) => join(t, off).map(Some),
         _ => Ok(None),
     }
-}
-
-fn after(d: std::time::Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(d).unwrap_or_default()
 }

@@ -1,6 +1,7 @@
 //! The alerts Lambda: settings from S3 once per cold start, the database pool built lazily, the
-//! alerts router served for API Gateway, the outbox relay run by the schedule, and the sms
-//! function's delivery reports (SNS) recorded in the ledger.
+//! alerts router served for API Gateway, the relay run by the schedule, the sms function's
+//! delivery reports (SNS) and the carrier's delivery status (CloudWatch Logs) recorded in the
+//! ledger.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,25 +24,23 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
     let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, topic));
     let limits = SpendLimits::per_day(settings.alerts_per_flight_per_day);
+    let hand_out = relay::pass_limit(settings.sms_per_second);
     let app = flightwatch_api::traced(router(AlertsState {
         store: store.clone(),
         bus: bus.clone(),
         limits,
+        hand_out,
     }));
-    let ledger = store.clone();
+    let (ledger, carrier) = (store.clone(), store.clone());
     let on_schedule = move |time_left: Duration| {
         let (store, bus) = (store.clone(), bus.clone());
         async move {
-            // Start no new publication after half the time left: one in progress can take a
-            // lease's worth of publishes, and must end before the function's timeout.
+            // Start no new hand-out after half the time left: one in progress publishes a few
+            // messages, and must end before the function's timeout.
             let budget = time_left / 2;
-            let report = relay::relay(store.as_ref(), bus.as_ref(), 100, budget).await?;
-            Ok::<_, flightwatch_domain::ports::StoreError>(serde_json::json!({
-                "published": report.published,
-                "paused": report.paused,
-                "failed": report.failed,
-                "setAside": report.set_aside,
-            }))
+            let now = chrono::Utc::now();
+            let report = relay::relay(store.as_ref(), bus.as_ref(), hand_out, budget, now).await?;
+            Ok::<_, flightwatch_domain::ports::StoreError>(serde_json::json!(report))
         }
     };
     let on_report = move |message: String| {
@@ -52,5 +51,9 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
                 .map(drop)
         }
     };
-    flightwatch_lambda::run_alerts(app, on_schedule, on_report).await
+    let on_carrier = move |outcomes: Vec<flightwatch_domain::CarrierOutcome>| {
+        let ledger = carrier.clone();
+        async move { flightwatch_app::record_carrier(ledger.as_ref(), &outcomes).await }
+    };
+    flightwatch_lambda::run_alerts(app, on_schedule, on_report, on_carrier).await
 }

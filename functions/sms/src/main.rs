@@ -1,9 +1,11 @@
-//! The sms Lambda: SNS clients built once per cold start, then one SNS event per invocation.
+//! The sms Lambda: SNS and S3 clients built once per cold start, then one SNS event per
+//! invocation. It runs one invocation at a time (reserved concurrency 1 in `serverless.yml`), so
+//! its pace is the origination identity's whole budget.
 
 use std::sync::Arc;
 
 use aws_lambda_events::sns::SnsEvent;
-use flightwatch_aws::{SnsSmsSender, SnsTopic};
+use flightwatch_aws::{S3Claims, SnsSmsSender, SnsTopic};
 use flightwatch_config::SmsSettings;
 use flightwatch_delivery::{handle_until, Policy, Texting};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -15,11 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = flightwatch_aws::sdk_config().await;
     let texting = Texting {
         sender: Arc::new(SnsSmsSender::from_config(&sdk, settings.sender_id)),
-        retries: Arc::new(SnsTopic::from_config(&sdk, settings.alerts_topic.as_str())),
-        dead_letters: Arc::new(SnsTopic::from_config(
-            &sdk,
-            settings.dead_letter_topic.as_str(),
-        )),
+        claims: Arc::new(S3Claims::from_config(&sdk, settings.claims_bucket)),
         reports: Arc::new(SnsTopic::from_config(&sdk, settings.reports_topic.as_str())),
         policy: Policy {
             per_second: settings.sms_per_second,

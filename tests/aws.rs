@@ -258,7 +258,7 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
         store: store.clone(),
         bus: bus.clone(),
         limits: Default::default(),
-        hand_out: relay::UNPACED_LIMIT,
+        sms_per_second: None,
     };
     let req = http::Request::post("/notifications")
         .header("content-type", "application/json")
@@ -289,7 +289,7 @@ async fn a_topic_that_cannot_be_reached_leaves_the_alert_pending_until_the_relay
     let report = relay::relay(
         store.as_ref(),
         bus.as_ref(),
-        relay::UNPACED_LIMIT,
+        None,
         std::time::Duration::from_secs(5),
         later,
     )

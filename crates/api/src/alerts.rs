@@ -33,8 +33,8 @@ pub struct AlertsState {
     pub store: Arc<dyn AlertStore>,
     pub bus: Arc<dyn AlertBus>,
     pub limits: SpendLimits,
-    /// Recipients a request may hand out at once (`relay::pass_limit` of the SMS budget).
-    pub hand_out: u32,
+    /// The SMS budget, in messages a second, that recipients are handed out within.
+    pub sms_per_second: Option<std::num::NonZeroU32>,
 }
 
 pub fn router(state: AlertsState) -> Router {
@@ -167,7 +167,7 @@ async fn notify(
         state.bus.as_ref(),
         &notification,
         idempotency.as_ref(),
-        notify::Limits::now(state.limits, state.hand_out),
+        notify::Limits::now(state.limits, state.sms_per_second),
     )
     .await
     .map_err(|e| match e {

@@ -39,20 +39,20 @@ pub enum NotifyError {
     Store(#[from] StoreError),
 }
 
-/// What a notification is checked against: the spend limits, at a moment; and how many
-/// recipients it may hand out at once (the relay's pass limit, from the SMS budget).
+/// What a notification is checked against: the spend limits, at a moment; and the SMS budget
+/// its recipients are handed out within.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub spend: SpendLimits,
-    pub hand_out: u32,
+    pub per_second: relay::PerSecond,
     pub now: DateTime<Utc>,
 }
 
 impl Limits {
-    pub fn now(spend: SpendLimits, hand_out: u32) -> Self {
+    pub fn now(spend: SpendLimits, per_second: relay::PerSecond) -> Self {
         Self {
             spend,
-            hand_out,
+            per_second,
             now: Utc::now(),
         }
     }
@@ -97,8 +97,12 @@ pub async fn notify(
     };
     if created && alert.publication == Publication::Pending {
         // The alert is committed with its recipients due: if this fails, the relay hands them out.
-        match relay::publish_now(outbox, bus, alert.id, limits.hand_out, limits.now).await {
-            Ok(true) if alert.recipients <= limits.hand_out => {
+        // Its recipients are due from when it was recorded, after `limits.now`.
+        let now = Utc::now().max(limits.now);
+        match relay::publish_now(outbox, bus, alert.id, limits.per_second, now).await {
+            // Published once every recipient is on the bus; a big alert under a budget is
+            // handed out over several passes.
+            Ok(on_the_bus) if on_the_bus == alert.recipients => {
                 alert.publication = Publication::Published
             }
             Ok(_) => {}

@@ -21,37 +21,43 @@ pub enum PublishError {
 /// How long one publish may take before it counts as failed (its hand-out unconfirmed).
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often the relay runs (EventBridge's schedule in `serverless.yml`, the local timer).
-pub const PASS_EVERY: Duration = Duration::from_secs(60);
+/// How often the relay runs (EventBridge's schedule in `serverless.yml`, the local timer): the
+/// ledger reserves send slots as far ahead (`PACE_WINDOW`).
+pub const PASS_EVERY: Duration = flightwatch_domain::ports::PACE_WINDOW;
 
 /// Recipients handed out per pass when sends are not paced.
 pub const UNPACED_LIMIT: u32 = 2000;
 
-/// How many recipients one pass may hand out: what the SMS budget sends until the next pass.
-pub fn pass_limit(per_second: Option<std::num::NonZeroU32>) -> u32 {
+/// The SMS budget, in messages a second; `None`: unpaced.
+pub type PerSecond = Option<std::num::NonZeroU32>;
+
+/// How many recipients one pass may hand out at most: what the SMS budget sends until the next
+/// pass (the ledger's reserved slots may leave fewer).
+pub fn pass_limit(per_second: PerSecond) -> u32 {
     per_second.map_or(UNPACED_LIMIT, |n| {
         n.get().saturating_mul(PASS_EVERY.as_secs() as u32)
     })
 }
 
-/// Hands out an alert's due recipients now (the request that recorded it). `Ok(true)` when
-/// every message handed out is on the bus.
+/// Hands out an alert's due recipients now (the request that recorded it), within the SMS
+/// budget's free slots. Returns how many are on the bus.
 pub async fn publish_now(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
     id: AlertId,
-    limit: u32,
+    per_second: PerSecond,
     now: DateTime<Utc>,
-) -> Result<bool, PublishError> {
-    let mut all = true;
-    for claimed in store.hand_out(Some(id), limit, now).await? {
-        match claimed {
-            Claimed::Ready(handout) => publish(store, bus, &handout, now).await?,
-            // The relay's pass sets it aside.
-            Claimed::Unreadable { .. } => all = false,
+) -> Result<u32, PublishError> {
+    let mut on_the_bus = 0;
+    let limit = pass_limit(per_second);
+    for claimed in store.hand_out(Some(id), limit, per_second, now).await? {
+        // An unreadable alert is set aside by the relay's pass.
+        if let Claimed::Ready(handout) = claimed {
+            publish(store, bus, &handout, now).await?;
+            on_the_bus += handout.recipients.len() as u32;
         }
     }
-    Ok(all)
+    Ok(on_the_bus)
 }
 
 /// Publishes a hand-out's messages, confirming each one the bus takes. A message the bus
@@ -94,16 +100,17 @@ pub struct RelayReport {
     pub given_up: u64,
 }
 
-/// One relay pass at `now`: ends the waits that are over, then hands out up to `limit` due
-/// recipients, starting no hand-out after `budget` (in Lambda, well inside the function's
-/// timeout).
+/// One relay pass at `now`: ends the waits that are over, then hands out the due recipients
+/// that fit in the SMS budget until the next pass, starting no hand-out after `budget` (in
+/// Lambda, well inside the function's timeout).
 pub async fn relay(
     store: &dyn Outbox,
     bus: &dyn AlertBus,
-    limit: u32,
+    per_second: PerSecond,
     budget: Duration,
     now: DateTime<Utc>,
 ) -> Result<RelayReport, StoreError> {
+    let limit = pass_limit(per_second);
     let started = tokio::time::Instant::now();
     let mut report = RelayReport::default();
     let settled = store.settle(now).await?;
@@ -113,7 +120,7 @@ pub async fn relay(
     }
     let mut left = limit;
     'passes: while left > 0 && started.elapsed() < budget {
-        let claimed = store.hand_out(None, left.min(500), now).await?;
+        let claimed = store.hand_out(None, left.min(500), per_second, now).await?;
         if claimed.is_empty() {
             break;
         }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use flightwatch_domain::{
 fn limits() -> Limits {
     Limits {
         spend: SpendLimits::default(),
-        hand_out: 2000,
+        per_second: None,
         now: parse_time("2026-11-27T12:00:00Z").unwrap().to_utc(),
     }
 }
@@ -148,6 +149,7 @@ impl Outbox for FakeAlerts {
         &self,
         id: Option<AlertId>,
         limit: u32,
+        _: Option<NonZeroU32>,
         _: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let alerts = self.alerts.lock().unwrap();
@@ -185,6 +187,7 @@ impl Outbox for FakeAlerts {
                     flight: self.flights[0].clone(),
                     attempt: 1,
                     recipients: due,
+                    pace: None,
                 }));
             }
         }
@@ -401,7 +404,7 @@ async fn the_relay_sets_aside_what_it_cannot_read_and_housekeeping_never_stops_i
     }
     store.unreadable.lock().unwrap().push(1);
     let bus = FakeBus::default();
-    let report = relay::relay(&store, &bus, 10, Duration::from_secs(1), limits().now)
+    let report = relay::relay(&store, &bus, None, Duration::from_secs(1), limits().now)
         .await
         .unwrap();
     assert_eq!((report.handed_out, report.set_aside), (2, 1));
@@ -464,23 +467,31 @@ async fn a_pass_hands_out_no_more_than_the_sms_budget_sends_before_the_next() {
         down: true,
         ..FakeBus::default()
     };
-    let hand_out_500 = Limits {
-        hand_out: 500,
+    // 5 a second: 300 a minute, the relay's interval.
+    let five_a_second = NonZeroU32::new(5);
+    let paced = Limits {
+        per_second: five_a_second,
         ..limits()
     };
     let n = delayed_to("2026-12-01T10:30:00-08:00");
-    let notified = notify(&store, &store, &down, &n, None, hand_out_500)
+    let notified = notify(&store, &store, &down, &n, None, paced)
         .await
         .unwrap();
     assert_eq!(notified.alert.publication, Publication::Pending);
     let bus = FakeBus::default();
     let mut per_pass = Vec::new();
-    for _ in 0..3 {
-        let pass = relay::relay(&store, &bus, 500, Duration::from_secs(1), limits().now);
+    for _ in 0..4 {
+        let pass = relay::relay(
+            &store,
+            &bus,
+            five_a_second,
+            Duration::from_secs(1),
+            limits().now,
+        );
         per_pass.push(pass.await.unwrap().handed_out);
     }
-    // The request's 500 went to a bus that was down (due again after the wait, in the store).
-    assert_eq!(per_pass, [500, 200, 0]);
+    // The request's 300 went to a bus that was down (due again after the wait, in the store).
+    assert_eq!(per_pass, [300, 300, 300, 0]);
     let published: usize = bus
         .published
         .lock()
@@ -488,5 +499,5 @@ async fn a_pass_hands_out_no_more_than_the_sms_budget_sends_before_the_next() {
         .iter()
         .map(|m| m.recipients.len())
         .sum();
-    assert_eq!(published, 700);
+    assert_eq!(published, 900);
 }

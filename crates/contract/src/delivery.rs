@@ -124,6 +124,9 @@ struct Sim<'a> {
     /// Reports of the next invocations are lost while set.
     lose_reports: bool,
     invocations: u32,
+    /// How often the relay runs: every minute, as scheduled; more often to stand for requests
+    /// handing out between passes.
+    pass_every: Duration,
 }
 
 impl<'a> Sim<'a> {
@@ -163,6 +166,7 @@ impl<'a> Sim<'a> {
             per_second: None,
             lose_reports: false,
             invocations: 0,
+            pass_every: relay::PASS_EVERY,
         }
     }
 
@@ -177,11 +181,16 @@ impl<'a> Sim<'a> {
 
     /// One relay pass at the simulated time, then every message it put on the bus delivered.
     async fn pass(&mut self) -> relay::RelayReport {
-        let limit = relay::pass_limit(self.per_second);
         let budget = Duration::from_secs(30);
-        let report = relay::relay(self.b.alerts.as_ref(), &self.topic, limit, budget, self.now)
-            .await
-            .unwrap();
+        let report = relay::relay(
+            self.b.alerts.as_ref(),
+            &self.topic,
+            self.per_second,
+            budget,
+            self.now,
+        )
+        .await
+        .unwrap();
         self.deliver().await;
         report
     }
@@ -213,7 +222,7 @@ impl<'a> Sim<'a> {
                     let started = tokio::time::Instant::now();
                     *provider.started.lock().unwrap() = Some((now, started));
                     let event = sns_event("arn:aws:sns:us-east-1:000000000000:alerts", &[m]);
-                    handle_until(&texting, event.unwrap(), Some(started + sms_timeout()))
+                    handle_until(&texting, event.unwrap(), Some(started + sms_timeout()), now)
                         .await
                         .unwrap()
                 })
@@ -238,7 +247,7 @@ impl<'a> Sim<'a> {
             if self.counts().await.pending == 0 {
                 return;
             }
-            self.advance(relay::PASS_EVERY);
+            self.advance(self.pass_every);
         }
     }
 
@@ -324,7 +333,7 @@ pub async fn a_publish_that_times_out_after_the_bus_took_it_texts_once(b: &Backe
 pub async fn a_relay_stopped_half_way_hands_out_the_rest_after_the_wait(b: &Backend) {
     let mut sim = Sim::new(b, 1000).await;
     // A relay hands out 1000 recipients (two messages), publishes the first, and is stopped.
-    let claimed = b.alerts.hand_out(None, 1000, sim.now).await.unwrap();
+    let claimed = b.alerts.hand_out(None, 1000, None, sim.now).await.unwrap();
     let [Claimed::Ready(handout)] = claimed.as_slice() else {
         panic!("one hand-out: {claimed:?}")
     };
@@ -374,6 +383,8 @@ pub async fn a_lost_report_ends_visibly_failed_never_texted_twice(b: &Backend) {
 pub async fn a_thousand_passengers_at_three_a_second_across_invocations(b: &Backend) {
     let mut sim = Sim::new(b, 1000).await;
     sim.per_second = NonZeroU32::new(3);
+    // Hand-outs every 20 s, whose invocations overlap: they take turns in the reserved slots.
+    sim.pass_every = Duration::from_secs(20);
     sim.run(Duration::from_secs(3600)).await;
     assert!(sim.each_texted_once_or_visibly_failed().await.is_empty());
     assert!(sim.invocations >= 6, "{} invocations", sim.invocations);
@@ -397,6 +408,43 @@ pub async fn a_thousand_passengers_at_three_a_second_across_invocations(b: &Back
             "{in_second} sends in the second from send {i}"
         );
     }
+}
+
+pub async fn paced_hand_outs_reserve_send_slots_and_take_turns(b: &Backend) {
+    let sim = Sim::new(b, 400).await;
+    let three = NonZeroU32::new(3);
+    // The store keeps microseconds.
+    let t = chrono::SubsecRound::trunc_subsecs(sim.now, 6);
+    let first = b.alerts.hand_out(None, 1000, three, t).await.unwrap();
+    let [Claimed::Ready(first)] = first.as_slice() else {
+        panic!("one hand-out: {first:?}")
+    };
+    // A minute's slots at 3 a second, from now.
+    assert_eq!(first.recipients.len(), 180);
+    assert_eq!(first.pace, Some((t, three.unwrap())));
+    assert!(
+        b.alerts
+            .hand_out(None, 1000, three, t)
+            .await
+            .unwrap()
+            .is_empty(),
+        "all slots taken"
+    );
+    // Half a minute later: the slots from the end of the first hand-out to a minute from now.
+    let later = t + chrono::Duration::seconds(30);
+    let second = b.alerts.hand_out(None, 1000, three, later).await.unwrap();
+    let [Claimed::Ready(second)] = second.as_slice() else {
+        panic!("one hand-out: {second:?}")
+    };
+    assert_eq!(second.recipients.len(), 90);
+    assert_eq!(
+        second.pace,
+        Some((t + chrono::Duration::seconds(60), three.unwrap()))
+    );
+    assert_eq!(
+        second.messages()[0].not_before,
+        Some(t + chrono::Duration::seconds(60))
+    );
 }
 
 pub async fn recipients_still_failing_at_the_deadline_expire(b: &Backend) {

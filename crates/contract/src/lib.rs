@@ -136,6 +136,7 @@ macro_rules! for_each_contract {
             a_message_delivered_twice_texts_once,
             a_lost_report_ends_visibly_failed_never_texted_twice,
             a_thousand_passengers_at_three_a_second_across_invocations,
+            paced_hand_outs_reserve_send_slots_and_take_turns,
             recipients_still_failing_at_the_deadline_expire
         );
     };
@@ -322,7 +323,12 @@ pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &B
         .register(&registration(vec![passenger(4, "p@example.com")]))
         .await
         .unwrap();
-    let handed = ready(b.alerts.hand_out(Some(alert.id), 100, now()).await.unwrap());
+    let handed = ready(
+        b.alerts
+            .hand_out(Some(alert.id), 100, None, now())
+            .await
+            .unwrap(),
+    );
     assert_eq!(handed[0].recipients.len(), 3);
     assert_eq!(handed[0].flight, schedule);
 }
@@ -730,13 +736,17 @@ pub async fn due_recipients_are_handed_out_once_until_their_wait_ends(b: &Backen
     );
     let t = now();
     // A limit is a limit: two now, the third at the next call.
-    let first = ready(b.alerts.hand_out(Some(alert.id), 2, t).await.unwrap());
+    let first = ready(b.alerts.hand_out(Some(alert.id), 2, None, t).await.unwrap());
     assert_eq!(first.len(), 1);
     assert_eq!((first[0].attempt, first[0].recipients.len()), (1, 2));
-    let rest = ready(b.alerts.hand_out(None, 10, t).await.unwrap());
+    let rest = ready(b.alerts.hand_out(None, 10, None, t).await.unwrap());
     assert_eq!(rest[0].recipients.len(), 1);
     assert!(
-        b.alerts.hand_out(None, 10, t).await.unwrap().is_empty(),
+        b.alerts
+            .hand_out(None, 10, None, t)
+            .await
+            .unwrap()
+            .is_empty(),
         "all out"
     );
     // Unconfirmed by the bus: due again once the wait for a report is over, not before.
@@ -744,7 +754,7 @@ pub async fn due_recipients_are_handed_out_once_until_their_wait_ends(b: &Backen
     assert_eq!(b.alerts.settle(almost).await.unwrap(), Settled::default());
     let over = later(t, timing::UNCONFIRMED_WAIT);
     assert_eq!(b.alerts.settle(over).await.unwrap().unconfirmed, 3);
-    let again = ready(b.alerts.hand_out(None, 10, over).await.unwrap());
+    let again = ready(b.alerts.hand_out(None, 10, None, over).await.unwrap());
     assert_eq!((again[0].attempt, again[0].recipients.len()), (2, 3));
     // Confirmed: published, and waiting for the report; unknown once that wait is over.
     b.alerts
@@ -760,7 +770,12 @@ pub async fn due_recipients_are_handed_out_once_until_their_wait_ends(b: &Backen
     assert_eq!(listed[0].1.pending, 3);
     let gone = later(over, timing::REPORT_WAIT);
     assert_eq!(b.alerts.settle(gone).await.unwrap().unknown, 3);
-    assert!(b.alerts.hand_out(None, 10, gone).await.unwrap().is_empty());
+    assert!(b
+        .alerts
+        .hand_out(None, 10, None, gone)
+        .await
+        .unwrap()
+        .is_empty());
     let (_, recipients) = b.alerts.details(alert.id).await.unwrap().unwrap();
     assert!(recipients
         .iter()
@@ -781,7 +796,7 @@ pub async fn concurrent_hand_outs_never_hand_out_a_recipient_twice(b: &Backend) 
         async move {
             let mut phones = Vec::new();
             loop {
-                let got = ready(alerts.hand_out(None, limit, t).await.unwrap());
+                let got = ready(alerts.hand_out(None, limit, None, t).await.unwrap());
                 if got.is_empty() {
                     return phones;
                 }
@@ -811,12 +826,12 @@ pub async fn a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait(b:
     );
     let t = now();
     assert!(
-        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, 100, t)
+        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, None, t)
             .await
             .is_err()
     );
     // Not before its wait; handed out by the relay once it is over.
-    let pass = |t| publish::relay(b.alerts.as_ref(), &bus, 100, SECOND, t);
+    let pass = |t| publish::relay(b.alerts.as_ref(), &bus, None, SECOND, t);
     assert_eq!(pass(t).await.unwrap(), publish::RelayReport::default());
     let over = later(t, timing::UNCONFIRMED_WAIT);
     assert_eq!(pass(over).await.unwrap().handed_out, 3);
@@ -843,13 +858,13 @@ pub async fn a_big_alert_hands_out_again_only_the_part_the_bus_refused(b: &Backe
     assert_eq!(alert.recipients, 1000);
     let t = now();
     assert!(
-        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, 1000, t)
+        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, None, t)
             .await
             .is_err()
     );
     assert_eq!(bus.published.lock().unwrap().len(), 1);
     let over = later(t, timing::UNCONFIRMED_WAIT);
-    publish::relay(b.alerts.as_ref(), &bus, 1000, SECOND, over)
+    publish::relay(b.alerts.as_ref(), &bus, None, SECOND, over)
         .await
         .unwrap();
     let published = bus.published.lock().unwrap().clone();
@@ -867,7 +882,7 @@ pub async fn a_big_alert_hands_out_again_only_the_part_the_bus_refused(b: &Backe
     );
     assert!(b
         .alerts
-        .hand_out(None, 1000, over)
+        .hand_out(None, 1000, None, over)
         .await
         .unwrap()
         .is_empty());
@@ -940,7 +955,7 @@ pub async fn an_unreadable_alert_is_set_aside_and_the_others_handed_out(b: &Back
     b.probe.corrupt_alert(ids[0]).await;
     let bus = FlakyBus::default();
     let t = now();
-    let report = publish::relay(b.alerts.as_ref(), &bus, 100, SECOND, t)
+    let report = publish::relay(b.alerts.as_ref(), &bus, None, SECOND, t)
         .await
         .unwrap();
     assert_eq!(
@@ -984,7 +999,7 @@ pub async fn an_unreadable_alert_is_set_aside_and_the_others_handed_out(b: &Back
     // Set aside for good: later passes do not pick it up again.
     let over = later(t, timing::UNCONFIRMED_WAIT);
     assert_eq!(
-        publish::relay(b.alerts.as_ref(), &bus, 100, SECOND, over)
+        publish::relay(b.alerts.as_ref(), &bus, None, SECOND, over)
             .await
             .unwrap(),
         publish::RelayReport::default()
@@ -1011,10 +1026,11 @@ pub async fn what_an_alert_says_is_fixed_when_it_is_recorded(b: &Backend) {
     .unwrap();
     b.flights.register(&changed).await.unwrap();
     let bus = FlakyBus::default();
-    assert!(
-        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, 100, now())
+    assert_eq!(
+        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, None, now())
             .await
-            .unwrap()
+            .unwrap(),
+        2
     );
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);

@@ -110,14 +110,15 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// The first slot is one interval away: the invocation before (this message handed on, or
-    /// another part) may have used its last slot just now.
-    fn new(per_second: Option<std::num::NonZeroU32>) -> Option<Self> {
+    /// The first slot is the message's own (`not_before`, reserved by the ledger, `starts_in`
+    /// from now), or one interval away for a message without one: another invocation may have
+    /// used its last slot just now.
+    fn new(per_second: Option<std::num::NonZeroU32>, starts_in: Option<Duration>) -> Option<Self> {
         per_second.map(|n| {
             let interval = Duration::from_secs(1) / n.get();
             Self {
                 interval,
-                next: std::sync::Mutex::new(Instant::now() + interval),
+                next: std::sync::Mutex::new(Instant::now() + starts_in.unwrap_or(interval)),
             }
         })
     }
@@ -149,19 +150,29 @@ fn cutoff(deadline: Instant) -> Instant {
 
 /// Handles one SNS event: every record is one alert message.
 pub async fn handle(texting: &Texting, event: SnsEvent) -> Result<Report, HandleError> {
-    handle_until(texting, event, None).await
+    handle_until(texting, event, None, chrono::Utc::now()).await
 }
 
-/// Handles one SNS event, starting no SMS within `DEADLINE_MARGIN` of `deadline` (Lambda's).
+/// Handles one SNS event, starting no SMS within `DEADLINE_MARGIN` of `deadline` (Lambda's);
+/// `now` is the wall clock at the start, against which each message's first reserved slot is
+/// placed on the invocation's own clock.
 pub async fn handle_until(
     texting: &Texting,
     event: SnsEvent,
     deadline: Option<Instant>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Report, HandleError> {
     let mut report = Report::default();
+    let started = Instant::now();
     for record in event.records {
         let message = AlertMessage::parse(&record.sns.message)?;
-        let r = deliver(texting, &message, deadline).await?;
+        let starts_in = message.not_before.map(|at| {
+            (at - now)
+                .to_std()
+                .unwrap_or_default()
+                .saturating_sub(started.elapsed())
+        });
+        let r = deliver(texting, &message, deadline, starts_in).await?;
         report.sent += r.sent;
         report.rejected += r.rejected;
         report.retry += r.retry;
@@ -178,13 +189,14 @@ pub async fn deliver(
     texting: &Texting,
     message: &AlertMessage,
     deadline: Option<Instant>,
+    starts_in: Option<Duration>,
 ) -> Result<Report, HandleError> {
     let mut report = Report::default();
     let cutoff = deadline.map(cutoff);
     let body = SmsText::for_alert(message).into_string();
     // Owned items: a stream of borrowed ones trips the compiler's Send inference in spawned tasks.
     let body = body.as_str();
-    let pacer = Pacer::new(texting.policy.per_second);
+    let pacer = Pacer::new(texting.policy.per_second, starts_in);
     let pacer = pacer.as_ref();
     let outcomes: Vec<RecipientOutcome> = stream::iter(message.recipients.iter().cloned())
         .enumerate()

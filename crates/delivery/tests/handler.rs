@@ -105,6 +105,7 @@ fn message(recipients: usize) -> AlertMessage {
         part: 1,
         parts: 1,
         attempt: 1,
+        not_before: None,
         recipients: (0..recipients).map(phone).collect(),
     }
 }
@@ -286,9 +287,14 @@ async fn recipients_that_cannot_be_claimed_are_not_texted_and_reported_to_retry(
 async fn a_short_deadline_still_leaves_time_to_send() {
     let rig = rig(&[]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    let report = handle_until(&rig.texting, event(&message(5)), Some(deadline))
-        .await
-        .unwrap();
+    let report = handle_until(
+        &rig.texting,
+        event(&message(5)),
+        Some(deadline),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.sent, 5);
 }
 
@@ -297,9 +303,14 @@ async fn recipients_not_reached_before_the_deadline_are_reported_untried() {
     let rig = rig(&[]);
     // Already past: nothing may be started.
     let deadline = tokio::time::Instant::now();
-    let report = handle_until(&rig.texting, event(&message(5)), Some(deadline))
-        .await
-        .unwrap();
+    let report = handle_until(
+        &rig.texting,
+        event(&message(5)),
+        Some(deadline),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.sent, report.untried), (0, 5));
     assert!(heard(&rig).values().all(|o| *o == Outcome::Untried));
     assert!(rig.sender.sent.lock().unwrap().is_empty());
@@ -318,9 +329,14 @@ async fn paced_sends_keep_to_the_budget_and_leave_the_rest_untried_at_the_cutoff
     let mut rig = rig(&[]);
     rig.texting.policy.per_second = std::num::NonZeroU32::new(3);
     let deadline = tokio::time::Instant::now() + sms_timeout();
-    let report = handle_until(&rig.texting, event(&message(500)), Some(deadline))
-        .await
-        .unwrap();
+    let report = handle_until(
+        &rig.texting,
+        event(&message(500)),
+        Some(deadline),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.sent + report.untried, 500);
     // Whatever fits before the cutoff, 5 s before the timeout, at 3 a second.
     let fits = (sms_timeout().as_secs() as u32 - 5) * 3;

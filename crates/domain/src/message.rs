@@ -2,7 +2,7 @@
 //! consumes. It is versioned JSON, and carries everything the SMS needs, because the sms function
 //! has no database.
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertId};
@@ -31,6 +31,10 @@ pub struct AlertMessage {
     pub parts: u32,
     /// The recipients' attempt, counted by the delivery ledger: 1 for the first hand-out.
     pub attempt: u32,
+    /// When this message's first SMS may go, under a paced budget: its slots were reserved in
+    /// the ledger's schedule, so sms invocations running at once take turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
     pub recipients: Vec<PhoneNumber>,
 }
 
@@ -56,7 +60,28 @@ impl AlertMessage {
         attempt: u32,
         recipients: &[PhoneNumber],
     ) -> Vec<Self> {
+        Self::split_paced(alert, flight, attempt, recipients, None)
+    }
+
+    /// The same, each message starting at its first reserved slot: `pace` is the first slot of
+    /// the whole hand-out and the budget in messages a second.
+    pub fn split_paced(
+        alert: &Alert,
+        flight: &FlightSchedule,
+        attempt: u32,
+        recipients: &[PhoneNumber],
+        pace: Option<(DateTime<Utc>, std::num::NonZeroU32)>,
+    ) -> Vec<Self> {
         let chunks: Vec<&[PhoneNumber]> = recipients.chunks(Self::MAX_RECIPIENTS).collect();
+        let starts = |part: usize| {
+            pace.map(|(first, per_second)| {
+                let before = (part * Self::MAX_RECIPIENTS) as i64;
+                first
+                    + chrono::Duration::microseconds(
+                        before * 1_000_000 / i64::from(per_second.get()),
+                    )
+            })
+        };
         let parts = chunks.len() as u32;
         chunks
             .into_iter()
@@ -72,6 +97,7 @@ impl AlertMessage {
                 part,
                 parts,
                 attempt,
+                not_before: starts(part as usize - 1),
                 recipients: slice.to_vec(),
             })
             .collect()

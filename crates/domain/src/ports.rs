@@ -4,6 +4,7 @@
 //! `SmsSender`, `SmsClaims` and `DeliveryReports`), mirroring each function's IAM and database
 //! grants; each use case takes only the part it needs.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -120,11 +121,20 @@ pub struct Handout {
     pub flight: FlightSchedule,
     pub attempt: u32,
     pub recipients: Vec<PhoneNumber>,
+    /// Under a paced budget: the first of the send slots reserved for these recipients, and
+    /// the budget.
+    pub pace: Option<(DateTime<Utc>, NonZeroU32)>,
 }
 
 impl Handout {
     pub fn messages(&self) -> Vec<AlertMessage> {
-        AlertMessage::split(&self.alert, &self.flight, self.attempt, &self.recipients)
+        AlertMessage::split_paced(
+            &self.alert,
+            &self.flight,
+            self.attempt,
+            &self.recipients,
+            self.pace,
+        )
     }
 }
 
@@ -212,6 +222,10 @@ pub trait DeliveryLedger: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// How far ahead send slots are reserved: the relay's interval, so that what one pass hands out
+/// is sent before the next.
+pub const PACE_WINDOW: Duration = Duration::from_secs(60);
+
 /// Handing recipients out to the bus, from the ledger: right after a request and from the
 /// scheduled relay, with the housekeeping that rides on the relay's schedule.
 #[async_trait]
@@ -224,12 +238,15 @@ pub trait Outbox: Send + Sync {
     /// Hands out up to `limit` recipients due at `now` (of `alert`, or of any alert, oldest
     /// first), each counted as an attempt and waiting, unconfirmed, for the bus; in one
     /// transaction, so two publishers never hand out the same recipient. Grouped by alert and
-    /// attempt. An alert that cannot be read comes back as `Unreadable`, not as an error, so
-    /// that one bad row does not stop the others.
+    /// attempt. Under a budget of `per_second`, no more than fit in the send slots free until
+    /// `PACE_WINDOW` after `now`, and those slots are reserved (each hand-out says its first).
+    /// An alert that cannot be read comes back as `Unreadable`, not as an error, so that one
+    /// bad row does not stop the others.
     async fn hand_out(
         &self,
         alert: Option<AlertId>,
         limit: u32,
+        per_second: Option<NonZeroU32>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError>;
 

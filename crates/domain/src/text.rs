@@ -260,6 +260,7 @@ mod tests {
             part: 1,
             parts: 1,
             attempt: 1,
+            not_before: None,
             recipients: vec![],
         }
     }

@@ -233,7 +233,7 @@ pub async fn build(
             store: alerts.clone(),
             bus: bus.clone(),
             limits: options.limits,
-            hand_out: relay::pass_limit(options.policy.per_second),
+            sms_per_second: options.policy.per_second,
         }))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });
     let api = match &options.api_key {
@@ -254,8 +254,8 @@ pub async fn build(
             .merge(sns_delivery.unwrap_or_default())
             .merge(api),
     );
-    let limit = relay::pass_limit(options.policy.per_second);
-    let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every, limit));
+    let per_second = options.policy.per_second;
+    let relay = tokio::spawn(relay_forever(alerts, bus, options.relay_every, per_second));
     Ok(LocalStack { router, relay })
 }
 
@@ -346,7 +346,7 @@ async fn relay_forever(
     store: Arc<dyn AlertStore>,
     bus: Arc<dyn AlertBus>,
     every: Duration,
-    limit: u32,
+    per_second: relay::PerSecond,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,7 +355,7 @@ async fn relay_forever(
         let pass = relay::relay(
             store.as_ref(),
             bus.as_ref(),
-            limit,
+            per_second,
             Duration::from_secs(5),
             chrono::Utc::now(),
         );

@@ -25,6 +25,8 @@ impl Role {
                 // UPDATE: the delivery ledger's states, from the sms function's reports.
                 ("SELECT, INSERT, UPDATE", "alert_recipients"),
                 ("SELECT, INSERT, UPDATE", "alert_outbox"),
+                // The SMS budget's schedule, reserved by each hand-out.
+                ("SELECT, UPDATE", "sms_pace"),
                 // DELETE: the relay expires keys after their retention.
                 ("SELECT, INSERT, UPDATE, DELETE", "idempotency_keys"),
                 ("SELECT", "flight_schedules"),

@@ -1,6 +1,7 @@
 //! The alert store: alerts, recipients, outbox and idempotency keys, owned by the alerts
 //! function; flights data only through the `flight_schedules` and `passenger_phones` views.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,7 @@ use chrono::Utc;
 use flightwatch_domain::delivery::timing;
 use flightwatch_domain::ports::{
     AlertListing, AlertStore, Claimed, DeliveryLedger, Handout, Idempotency, Notifications, Outbox,
-    Recorded, Settled, StoreError,
+    Recorded, Settled, StoreError, PACE_WINDOW,
 };
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertQuery, CarrierOutcome, DeliveryCounts, DeliveryReport,
@@ -344,11 +345,42 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
         &self,
         alert: Option<AlertId>,
         limit: u32,
+        per_second: Option<NonZeroU32>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut tx = DB::begin_write(&self.pool)
             .await
             .map_err(store_error::<DB>)?;
+        // Under a budget: the first free slot, and how many slots are free in the window.
+        let (limit, mut next_slot) = match per_second {
+            None => (limit, None),
+            Some(rate) => {
+                let sql = format!(
+                    "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
+                    DB::FOR_UPDATE
+                );
+                let rows = DB::fetch_all(&mut tx, &sql, vec![])
+                    .await
+                    .map_err(store_error::<DB>)?;
+                let free_from = rows
+                    .first()
+                    .map(|r| stamp::<DB>(r, "next_slot_at"))
+                    .transpose()
+                    .map_err(store_error::<DB>)?
+                    .map_or(now, |t| t.max(now));
+                let window = timing::after(now, PACE_WINDOW) - free_from;
+                let free = window.num_microseconds().unwrap_or(0).max(0) * i64::from(rate.get())
+                    / 1_000_000;
+                (
+                    limit.min(u32::try_from(free).unwrap_or(u32::MAX)),
+                    Some((free_from, rate)),
+                )
+            }
+        };
+        if limit == 0 {
+            tx.commit().await.map_err(store_error::<DB>)?;
+            return Ok(Vec::new());
+        }
         let due = self
             .due_recipients(&mut tx, alert, limit, now)
             .await
@@ -394,17 +426,40 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
                         flight: flight.clone(),
                         attempt,
                         recipients,
+                        pace: None,
                     }
                 }))
             }
             .await;
             match handed {
-                Ok(handouts) => claimed.extend(handouts.map(Claimed::Ready)),
+                Ok(handouts) => {
+                    for mut h in handouts {
+                        // Each hand-out's slots follow the one before.
+                        if let Some((first, rate)) = next_slot {
+                            h.pace = Some((first, rate));
+                            let n = h.recipients.len() as i64;
+                            let takes = chrono::Duration::microseconds(
+                                n * 1_000_000 / i64::from(rate.get()),
+                            );
+                            next_slot = Some((first + takes, rate));
+                        }
+                        claimed.push(Claimed::Ready(h));
+                    }
+                }
                 Err(e) => match store_error::<DB>(e) {
                     e if e.is_transient() => return Err(e),
                     error => claimed.push(Claimed::Unreadable { seq, error }),
                 },
             }
+        }
+        if let Some((next, _)) = next_slot {
+            DB::exec(
+                &mut tx,
+                "UPDATE sms_pace SET next_slot_at = ? WHERE id = 1",
+                vec![Arg::Stamp(next)],
+            )
+            .await
+            .map_err(store_error::<DB>)?;
         }
         tx.commit().await.map_err(store_error::<DB>)?;
         Ok(claimed)

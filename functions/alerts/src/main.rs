@@ -24,12 +24,12 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
     let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, topic));
     let limits = SpendLimits::per_day(settings.alerts_per_flight_per_day);
-    let hand_out = relay::pass_limit(settings.sms_per_second);
+    let per_second = settings.sms_per_second;
     let app = flightwatch_api::traced(router(AlertsState {
         store: store.clone(),
         bus: bus.clone(),
         limits,
-        hand_out,
+        sms_per_second: per_second,
     }));
     let (ledger, carrier) = (store.clone(), store.clone());
     let on_schedule = move |time_left: Duration| {
@@ -39,7 +39,8 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
             // messages, and must end before the function's timeout.
             let budget = time_left / 2;
             let now = chrono::Utc::now();
-            let report = relay::relay(store.as_ref(), bus.as_ref(), hand_out, budget, now).await?;
+            let report =
+                relay::relay(store.as_ref(), bus.as_ref(), per_second, budget, now).await?;
             Ok::<_, flightwatch_domain::ports::StoreError>(serde_json::json!(report))
         }
     };

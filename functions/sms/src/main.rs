@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let texting = &texting;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
         let deadline = deadline(event.context.deadline);
-        handle_until(texting, event.payload, deadline).await
+        handle_until(texting, event.payload, deadline, chrono::Utc::now()).await
     }))
     .await
 }

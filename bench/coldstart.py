@@ -51,7 +51,7 @@ env = {
     # As in Lambda with settings at hand: flights and alerts build their (lazy) pool from it.
     "DATABASE_URL": "mysql://bench:bench@127.0.0.1:3306/bench",
     "FLIGHTWATCH_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench",
-    "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-dlq",
+    "FLIGHTWATCH_SMS_CLAIMS_BUCKET": "bench-sms-claims",
     "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-reports",
     "RUST_LOG": "warn",
 }

@@ -61,6 +61,10 @@ fw_log "openapi.yaml against the handlers: schemathesis on the local stack"
 tests/api/conformance.sh
 done_steps+=(conformance)
 
+fw_log "the local stack killed (SIGKILL) mid fan-out and started again on the same data"
+tests/local/sigkill.sh
+done_steps+=(sigkill)
+
 fw_log "the Lambda binaries under cargo lambda watch"
 tests/lambda/run.sh
 done_steps+=(lambda)

@@ -13,7 +13,7 @@ use flightwatch_aws::{
     database_settings, s3_client, ConfigSource, LoadError, S3Claims, SnsSmsSender, SnsTopic,
 };
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::ports::{AlertBus, FlightStore, OutgoingSms, SmsClaims, SmsSender};
+use flightwatch_domain::ports::{AlertBus, Claim, FlightStore, OutgoingSms, SmsClaims, SmsSender};
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule,
     PhoneNumber, Publication,
@@ -136,10 +136,28 @@ async fn a_recipient_is_claimed_once_in_s3_however_often_its_message_comes() {
     let phones = [PhoneNumber::parse("+14155550100").unwrap()];
     let first = &AlertMessage::split(&alert, &flight, 1, &phones)[0];
     let other = &AlertMessage::split(&alert, &flight, 2, &phones)[0];
-    assert!(claims.claim(first, 0).await.unwrap());
-    assert!(!claims.claim(first, 0).await.unwrap(), "a second delivery");
-    assert!(claims.claim(first, 1).await.unwrap(), "another recipient");
-    assert!(claims.claim(other, 0).await.unwrap(), "another hand-out");
+    assert_eq!(claims.claim(first, 0).await.unwrap(), Claim::New);
+    assert_eq!(
+        claims.claim(first, 0).await.unwrap(),
+        Claim::Taken(None),
+        "a second delivery"
+    );
+    claims.record_sent(first, 0, "sns-message-1").await.unwrap();
+    assert_eq!(
+        claims.claim(first, 0).await.unwrap(),
+        Claim::Taken(Some("sns-message-1".into())),
+        "sent, as the first claimant recorded"
+    );
+    assert_eq!(
+        claims.claim(first, 1).await.unwrap(),
+        Claim::New,
+        "another recipient"
+    );
+    assert_eq!(
+        claims.claim(other, 0).await.unwrap(),
+        Claim::New,
+        "another hand-out"
+    );
     // The key names the alert, hand-out and place, never a phone.
     assert!(!S3Claims::key(first, 0).contains("4155550100"));
     // A bucket that is not there is an error (the recipient is retried), not a claim.

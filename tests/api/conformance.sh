@@ -55,7 +55,7 @@ fw_log "starting $bin on $base (SQLite in $tmp/data)"
 (
   unset DATABASE_URL FLIGHTWATCH_CONFIG_BUCKET FLIGHTWATCH_ALERTS_TOPIC_ARN
   export PORT=$port FLIGHTWATCH_DATA_DIR="$tmp/data" \
-    FLIGHTWATCH_SMS_OUTBOX="$tmp/sms-outbox.jsonl" FLIGHTWATCH_DEAD_LETTERS="$tmp/dead-letters.jsonl" \
+    FLIGHTWATCH_SMS_OUTBOX="$tmp/sms-outbox.jsonl" \
     RUST_LOG=${RUST_LOG:-warn}
   exec "$bin"
 ) >"$tmp/stack.log" 2>&1 &

@@ -8,11 +8,13 @@ runs it on each template it packages):
   ReservedConcurrentExecutions (Lambda keeps 100 of the account's concurrency unreserved, so any
   reservation fails on an account whose quota is below 100 + the reservations); with true, the
   four functions have the reservations serverless.yml documents;
-- the sms function's failed invocations go to the dead-letter queue (DeadLetterQueueArn), and the
-  recipients it gives up on to the dead-letter topic (DeadLetterTopicArn), which feeds the queue;
+- the sms function's failed invocations go to the dead-letter queue (DeadLetterQueueArn), and it
+  claims recipients in its own bucket (SmsClaimsBucketName), nowhere else;
 - the sms function reports to the delivery-reports topic (DeliveryReportsTopicArn), the alerts
   function is subscribed to it, and its failed asynchronous invocations (reports it could not
-  record) go to the dead-letter queue too.
+  record) go to the dead-letter queue too;
+- the alerts function is subscribed to both SMS delivery status log groups, with the permission
+  for CloudWatch Logs to invoke it.
 
 Prints one line a check and `check-params: N passed, N failed`; exits 1 on a failure.
 """
@@ -66,9 +68,14 @@ def main(template_path: str, params_path: str) -> int:
               f"{destinations} != [{params['DeadLetterQueueArn']}]")
     env = ((functions.get("SmsLambdaFunction", {}).get("Properties", {}).get("Environment") or {})
            .get("Variables") or {})
-    check(env.get("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN") == params["DeadLetterTopicArn"],
-          "the sms function republishes its final dead letters to the dead-letter topic",
-          repr(env.get("FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN")))
+    check(env.get("FLIGHTWATCH_SMS_CLAIMS_BUCKET") == params["SmsClaimsBucketName"],
+          "the sms function claims recipients in its own bucket",
+          repr(env.get("FLIGHTWATCH_SMS_CLAIMS_BUCKET")))
+    sms_role = json.dumps(resources.get("SmsRole", {}))
+    check(params["SmsClaimsBucketName"] in sms_role and "s3:PutObject" in sms_role
+          and params["ConfigBucketName"] not in sms_role,
+          "the sms role may write claims to its bucket, and nothing of the config bucket",
+          "see SmsRole")
 
     check(env.get("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN") == params["DeliveryReportsTopicArn"],
           "the sms function reports to the delivery-reports topic",
@@ -82,6 +89,24 @@ def main(template_path: str, params_path: str) -> int:
     check(subscribed == [{"Fn::GetAtt": ["AlertsLambdaFunction", "Arn"]}],
           "the alerts function, and only it, is subscribed to the delivery-reports topic",
           repr(subscribed))
+
+    filters = sorted(
+        r["Properties"].get("LogGroupName", {}).get("Fn::Sub", "")
+        for r in resources.values()
+        if r.get("Type") == "AWS::Logs::SubscriptionFilter"
+        and r["Properties"].get("DestinationArn") == {"Fn::GetAtt": ["AlertsLambdaFunction", "Arn"]}
+    )
+    want = ["sns/${AWS::Region}/${AWS::AccountId}/DirectPublishToPhoneNumber",
+            "sns/${AWS::Region}/${AWS::AccountId}/DirectPublishToPhoneNumber/Failure"]
+    check(filters == want, "the alerts function reads both SMS delivery status log groups", repr(filters))
+    permitted = [
+        r["Properties"].get("SourceArn")
+        for r in resources.values()
+        if r.get("Type") == "AWS::Lambda::Permission"
+        and r["Properties"].get("Principal") == "logs.amazonaws.com"
+    ]
+    check(len(permitted) == 1 and "DirectPublishToPhoneNumber" in json.dumps(permitted),
+          "CloudWatch Logs may invoke the alerts function for those log groups only", repr(permitted))
 
     print(f"check-params: {passed} passed, {failed} failed")
     return 1 if failed else 0

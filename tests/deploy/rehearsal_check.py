@@ -5,8 +5,8 @@ scripts/remove.sh. Prints `rehearsal: N passed, N failed`; exits non-zero on any
   rehearsal_check.py deployed|removed|dead-letter|redriven STAGE
 
 `dead-letter` publishes an alert message to the stage's dead-letter topic and checks that it lands
-in the dead-letter queue; `redriven` checks that the redrive put it on the alerts topic as a first
-attempt and emptied the queue.
+in the dead-letter queue; `redriven` checks that the redrive put it back on the alerts topic as it
+was and emptied the queue.
 """
 
 import json
@@ -34,7 +34,8 @@ def stacks():
 
 infra, functions = f"flightwatch-{stage}-infra", f"flightwatch-{stage}"
 sqs = boto3.client("sqs", **aws)
-DEAD = {"version": 1, "alertId": "019ac0a0-0000-7000-8000-0000000000dd",
+DEAD = {"version": 2, "alertId": "019ac0a0-0000-7000-8000-0000000000dd",
+        "handout": "019ac0a0-0000-7000-8000-0000000000de",
         "flight": {"flightNumber": "UA123", "departureDate": "2037-12-01", "origin": "SFO",
                    "destination": "JFK", "scheduledDeparture": "2037-12-01T08:05:00-08:00"},
         "event": "CANCELLED", "part": 1, "parts": 1, "attempt": 3, "recipients": ["+14155550100"]}
@@ -64,8 +65,9 @@ elif phase == "redriven":
     probe = sqs.get_queue_url(QueueName=PROBE)["QueueUrl"]
     bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=probe, MaxNumberOfMessages=10).get("Messages", [])]
     redriven = [m for m in bodies if m.get("alertId") == DEAD["alertId"]]
-    check("the redrive put the dead letter on the alerts topic as a first attempt",
-          len(redriven) == 1 and redriven[0]["attempt"] == 1 and redriven[0]["recipients"] == DEAD["recipients"], bodies)
+    check("the redrive put the dead letter back on the alerts topic as it was",
+          len(redriven) == 1 and redriven[0]["attempt"] == DEAD["attempt"] and redriven[0]["handout"] == DEAD["handout"]
+          and redriven[0]["recipients"] == DEAD["recipients"], bodies)
     check("the redrive emptied the queue", queue_depth(out["DeadLetterQueueUrl"]) == 0)
     sqs.delete_queue(QueueUrl=probe)
 elif phase == "deployed":

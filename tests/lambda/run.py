@@ -8,6 +8,8 @@ Run by scripts/test.sh, which provides DATABASE_URL (a server this user may crea
 and AWS_ENDPOINT_URL (moto). Prints `N passed, N failed` and exits non-zero on any failure.
 """
 
+import base64
+import gzip
 import json
 import os
 import secrets
@@ -110,10 +112,11 @@ def main():
         aws = dict(endpoint_url=MOTO, region_name="us-east-1")
         sns, s3 = boto3.client("sns", **aws), boto3.client("s3", **aws)
         topic = sns.create_topic(Name=f"flightwatch-lambda-alerts-{os.getpid()}")["TopicArn"]
-        dead = sns.create_topic(Name=f"flightwatch-lambda-dead-letters-{os.getpid()}")["TopicArn"]
         reports = sns.create_topic(Name=f"flightwatch-lambda-delivery-reports-{os.getpid()}")["TopicArn"]
         bucket = f"flightwatch-lambda-config-{os.getpid()}"
         s3.create_bucket(Bucket=bucket)
+        claims = f"flightwatch-lambda-sms-claims-{os.getpid()}"
+        s3.create_bucket(Bucket=claims)
         for user in users:
             properties = (
                 f"jdbc.url=jdbc:mysql://{DB.hostname}:{DB.port or 3306}/{database}?sslMode=DISABLED\n"
@@ -124,7 +127,7 @@ def main():
         common = {
             "FLIGHTWATCH_CONFIG_BUCKET": bucket,
             "FLIGHTWATCH_ALERTS_TOPIC_ARN": topic,
-            "FLIGHTWATCH_DEAD_LETTER_TOPIC_ARN": dead,
+            "FLIGHTWATCH_SMS_CLAIMS_BUCKET": claims,
             "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": reports,
             "AWS_ENDPOINT_URL": MOTO,
             "AWS_ACCESS_KEY_ID": "test",
@@ -203,7 +206,7 @@ def main():
         check("alerts: an unreadable event fails with errorType UnreadableEvent",
               "UnreadableEvent" in json.dumps(error), error)
         relay = invoke("alerts", "relay-schedule.json")
-        check("alerts: the scheduled relay finds nothing pending", relay == {"published": 0, "paused": 0, "failed": 0, "setAside": 0}, relay)
+        check("alerts: the scheduled relay finds nothing due", relay == {"handedOut": 0, "failed": 0, "setAside": 0, "givenUp": 0}, relay)
 
         # SNS would now invoke sms with the topic's message: hand it over in the Lambda envelope.
         event = json.loads((FIXTURES / "sns-alert.json").read_text())
@@ -217,12 +220,16 @@ def main():
         new = {p: sms_to(p)[before[p]:] for p in phones}
         check("sms: SNS Publish to each phone, once, with the alert text",
               all(new[p] == [text] for p in phones), new)
+        again = invoke("sms", data=event)
+        check("sms: the same message delivered again texts nobody (claimed in S3) and reports it sent",
+              again.get("sent") == 0 and again.get("duplicates") == 2
+              and all(sms_to(p)[before[p]:] == [text] for p in phones), again)
 
         # The sms function reported both sends on the reports topic; SNS would now invoke alerts.
         reported = topic_messages(reports)
         outcomes = json.loads(reported[0])["outcomes"] if reported else []
-        check("sms: one delivery report, both recipients SENT with the provider's message id",
-              len(reported) == 1 and sorted(o["result"] for o in outcomes) == ["SENT", "SENT"]
+        check("sms: a delivery report, both recipients SENT with the provider's message id",
+              len(reported) == 2 and sorted(o["result"] for o in outcomes) == ["SENT", "SENT"]
               and all(o.get("messageId") for o in outcomes), reported)
         event = json.loads((FIXTURES / "delivery-report.json").read_text())
         event["Records"][0]["Sns"]["Message"] = reported[0] if reported else "{}"
@@ -231,7 +238,24 @@ def main():
         check("alerts: the delivery report is recorded", handled == {"handled": 1}, handled)
         status, page, raw = http("alerts", "list-alerts.json")
         check("alerts: GET /dev/alerts counts both recipients as sent",
-              status == 200 and page["items"][0]["delivery"] == {"pending": 0, "sent": 2, "failed": 0}, raw)
+              status == 200 and page["items"][0]["delivery"] == {"pending": 0, "sent": 2, "delivered": 0, "failed": 0}, raw)
+        # SNS's delivery status log lines for those two SMS, as the subscription filter hands
+        # them over: one delivered, one not (the recorded samples, with these message ids).
+        samples = (FIXTURES / "sns-sms-delivery-status.jsonl").read_text().splitlines()
+        lines = [json.loads(s) for s in samples]
+        for line, outcome in zip(lines, outcomes):
+            line["notification"]["messageId"] = outcome.get("messageId")
+        data = {"messageType": "DATA_MESSAGE", "owner": "123456789012",
+                "logGroup": "sns/us-east-1/123456789012/DirectPublishToPhoneNumber",
+                "logStream": "x", "subscriptionFilters": ["flightwatch-dev-carrier-status"],
+                "logEvents": [{"id": str(i), "timestamp": 0, "message": json.dumps(l)}
+                              for i, l in enumerate(lines)]}
+        packed = base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()
+        changed = invoke("alerts", data={"awslogs": {"data": packed}})
+        check("alerts: the carrier status is recorded", changed == {"changed": 2, "unreadable": 0}, changed)
+        status, page, raw = http("alerts", "list-alerts.json")
+        check("alerts: GET /dev/alerts counts one delivered, one undelivered",
+              status == 200 and page["items"][0]["delivery"] == {"pending": 0, "sent": 0, "delivered": 1, "failed": 1}, raw)
         handled = invoke("alerts", "delivery-report.json")
         check("alerts: a report about an alert never issued changes nothing", handled == {"handled": 1}, handled)
         broken = json.loads((FIXTURES / "delivery-report.json").read_text())

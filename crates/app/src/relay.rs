@@ -89,6 +89,7 @@ pub async fn publish(
 
 /// What one relay pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RelayReport {
     /// Recipients handed out and on the bus.
     pub handed_out: u32,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use aws_lambda_events::sns::SnsEvent;
 use flightwatch_domain::message::MessageError;
 use flightwatch_domain::ports::{
-    BusError, DeliveryReports, OutgoingSms, SendError, SmsClaims, SmsSender,
+    BusError, Claim, DeliveryReports, OutgoingSms, SendError, SmsClaims, SmsSender,
 };
 use flightwatch_domain::{
     AlertMessage, DeliveryReport, FailureClass, Outcome, PhoneNumber, RecipientOutcome, SmsText,
@@ -72,7 +72,7 @@ pub struct Report {
     /// Not tried before the invocation's cutoff: the ledger hands them out again at once.
     pub untried: u32,
     /// Recipients already claimed by an earlier delivery of the same message: not texted again,
-    /// reported unknown (the earlier delivery reports them if it got that far).
+    /// reported sent when that delivery recorded its SMS on the claim, unknown otherwise.
     pub duplicates: u32,
     /// Outcomes whose report could not be handed on: the ledger waits, then gives up on them
     /// (`OUTCOME_UNKNOWN`) rather than text anyone twice.
@@ -198,20 +198,23 @@ pub async fn deliver(
     let body = body.as_str();
     let pacer = Pacer::new(texting.policy.per_second, starts_in);
     let pacer = pacer.as_ref();
-    let outcomes: Vec<RecipientOutcome> = stream::iter(message.recipients.iter().cloned())
+    let sent: Vec<(RecipientOutcome, bool)> = stream::iter(message.recipients.iter().cloned())
         .enumerate()
         .map(|(index, to)| send_one(texting, message, index, to, body, cutoff, pacer))
         .buffer_unordered(texting.policy.concurrency.max(1))
         .collect()
         .await;
-    for o in &outcomes {
+    let mut outcomes = Vec::with_capacity(sent.len());
+    for (o, claimed_before) in sent {
         match o.outcome {
+            _ if claimed_before => report.duplicates += 1,
             Outcome::Sent { .. } => report.sent += 1,
             Outcome::Failed { .. } => report.rejected += 1,
             Outcome::Retry => report.retry += 1,
             Outcome::Untried => report.untried += 1,
             Outcome::Unknown => report.duplicates += 1,
         }
+        outcomes.push(o);
     }
     if report.duplicates > 0 {
         tracing::warn!(
@@ -246,22 +249,56 @@ async fn send_one(
     body: &str,
     cutoff: Option<Instant>,
     pacer: Option<&Pacer>,
-) -> RecipientOutcome {
-    let out_of_time = || cutoff.is_some_and(|c| Instant::now() >= c);
-    let outcome = |phone, outcome| RecipientOutcome { phone, outcome };
-    if out_of_time() {
-        return outcome(to, Outcome::Untried);
+) -> (RecipientOutcome, bool) {
+    let untried = |phone| {
+        (
+            RecipientOutcome {
+                phone,
+                outcome: Outcome::Untried,
+            },
+            false,
+        )
+    };
+    // Its slot first, then the claim: a recipient is claimed only when it is about to be sent.
+    if cutoff.is_some_and(|c| Instant::now() >= c) {
+        return untried(to);
     }
-    // Claimed before its pacing slot: a duplicate delivery takes no slot of the budget.
+    if let Some(pacer) = pacer {
+        if !pacer.slot(cutoff).await {
+            return untried(to);
+        }
+    }
     match texting.claims.claim(message, index).await {
-        Ok(true) => {}
-        Ok(false) => return outcome(to, Outcome::Unknown),
+        // Claimed by an earlier delivery: what it recorded, or unknown.
+        Ok(Claim::Taken(sent)) => {
+            let outcome = sent.map_or(Outcome::Unknown, |message_id| Outcome::Sent { message_id });
+            (RecipientOutcome { phone: to, outcome }, true)
+        }
+        Ok(Claim::New) => (
+            send_claimed(texting, message, index, to, body, cutoff, pacer).await,
+            false,
+        ),
         Err(e) => {
             // Nothing sent: the ledger hands it out again after its backoff.
             tracing::warn!(error = %e, "recipient could not be claimed; not texted");
-            return outcome(to, Outcome::Retry);
+            let outcome = Outcome::Retry;
+            (RecipientOutcome { phone: to, outcome }, false)
         }
     }
+}
+
+/// Sends one claimed recipient's SMS (its first slot taken), retrying a blip in further slots.
+async fn send_claimed(
+    texting: &Texting,
+    message: &AlertMessage,
+    index: usize,
+    to: PhoneNumber,
+    body: &str,
+    cutoff: Option<Instant>,
+    pacer: Option<&Pacer>,
+) -> RecipientOutcome {
+    let out_of_time = || cutoff.is_some_and(|c| Instant::now() >= c);
+    let outcome = |phone, outcome| RecipientOutcome { phone, outcome };
     let sms = OutgoingSms {
         to,
         body: body.to_owned(),
@@ -269,21 +306,23 @@ async fn send_one(
     };
     let mut pause = texting.policy.backoff;
     for try_ in 1..=texting.policy.tries.max(1) {
-        if let Some(pacer) = pacer {
+        if let Some(pacer) = pacer.filter(|_| try_ > 1) {
             if !pacer.slot(cutoff).await {
-                // No slot before the cutoff: untried is handed out again at once; tried and
-                // failed waits for the ledger's backoff.
-                let o = if try_ == 1 {
-                    Outcome::Untried
-                } else {
-                    Outcome::Retry
-                };
-                return outcome(sms.to, o);
+                // Tried and failed, no slot left: the ledger's backoff.
+                return outcome(sms.to, Outcome::Retry);
             }
         }
         match texting.sender.send(&sms).await {
             Ok(message_id) => {
                 tracing::info!(to = %sms.to, "sms sent");
+                // Best effort: without it, a later delivery reports this recipient unknown.
+                if let Err(e) = texting
+                    .claims
+                    .record_sent(message, index, &message_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "sent, but not recorded on the claim");
+                }
                 return outcome(sms.to, Outcome::Sent { message_id });
             }
             Err(SendError::Rejected(why)) => {
@@ -308,16 +347,43 @@ async fn send_one(
 
 /// Claims kept in memory: what the tests use where no bucket is.
 #[derive(Default)]
-pub struct InMemoryClaims(std::sync::Mutex<std::collections::HashSet<(uuid::Uuid, usize)>>);
+pub struct InMemoryClaims(
+    std::sync::Mutex<std::collections::HashMap<(uuid::Uuid, usize), Option<String>>>,
+);
+
+impl InMemoryClaims {
+    fn taken(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(uuid::Uuid, usize), Option<String>>>
+    {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 #[async_trait::async_trait]
 impl SmsClaims for InMemoryClaims {
-    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<bool, BusError> {
-        let mut taken = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(taken.insert((message.handout, index)))
+    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<Claim, BusError> {
+        let mut taken = self.taken();
+        match taken.get(&(message.handout, index)) {
+            Some(sent) => Ok(Claim::Taken(sent.clone())),
+            None => {
+                taken.insert((message.handout, index), None);
+                Ok(Claim::New)
+            }
+        }
+    }
+
+    async fn record_sent(
+        &self,
+        message: &AlertMessage,
+        index: usize,
+        message_id: &str,
+    ) -> Result<(), BusError> {
+        self.taken()
+            .insert((message.handout, index), Some(message_id.to_owned()));
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use flightwatch_delivery::{
 };
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{
-    BusError, DeliveryReports, OutgoingSms, SendError, SmsClaims, SmsSender,
+    BusError, Claim, DeliveryReports, OutgoingSms, SendError, SmsClaims, SmsSender,
 };
 use flightwatch_domain::{
     AirportCode, AlertId, AlertMessage, DeliveryReport, EventKind, FailureClass, FlightNumber,
@@ -78,7 +78,11 @@ struct DownClaims;
 
 #[async_trait]
 impl SmsClaims for DownClaims {
-    async fn claim(&self, _: &AlertMessage, _: usize) -> Result<bool, BusError> {
+    async fn claim(&self, _: &AlertMessage, _: usize) -> Result<Claim, BusError> {
+        Err(BusError("claims bucket unreachable".into()))
+    }
+
+    async fn record_sent(&self, _: &AlertMessage, _: usize, _: &str) -> Result<(), BusError> {
         Err(BusError("claims bucket unreachable".into()))
     }
 }
@@ -229,27 +233,40 @@ async fn a_message_delivered_twice_texts_nobody_twice() {
     let first = handle(&rig.texting, event(&m)).await.unwrap();
     let again = handle(&rig.texting, event(&m)).await.unwrap();
     assert_eq!((first.sent, again.sent, again.duplicates), (5, 0, 5));
-    assert_eq!(rig.sender.sent.lock().unwrap().len(), 5);
-    // The second delivery cannot know what the first did: unknown, which a SENT outranks.
+    assert_eq!(rig.sender.sent.lock().unwrap().len(), 5, "texted once");
+    // From the claims: sent, with the same message ids, so the ledger changes nothing.
     let reports = rig.reports.0.lock().unwrap();
-    assert!(reports[1]
-        .outcomes
-        .iter()
-        .all(|o| o.outcome == Outcome::Unknown));
+    assert_eq!(reports[0].outcomes, reports[1].outcomes);
 }
 
 #[tokio::test]
 async fn a_retried_invocation_texts_only_whom_the_crashed_one_had_not_claimed() {
     let rig = rig(&[]);
     let m = message(10);
-    // The first invocation claimed (and perhaps texted) the first four, then crashed.
+    // The first invocation claimed the first four, texted and recorded two, then crashed.
     for i in 0..4 {
-        assert!(rig.texting.claims.claim(&m, i).await.unwrap());
+        assert_eq!(rig.texting.claims.claim(&m, i).await.unwrap(), Claim::New);
+    }
+    for i in 0..2 {
+        rig.texting
+            .claims
+            .record_sent(&m, i, "m-earlier")
+            .await
+            .unwrap();
     }
     let retry = handle(&rig.texting, event(&m)).await.unwrap();
     assert_eq!((retry.sent, retry.duplicates), (6, 4));
+    assert_eq!(
+        rig.sender.sent.lock().unwrap().len(),
+        6,
+        "only the unclaimed texted"
+    );
     let heard = heard(&rig);
-    assert_eq!(heard[phone(0).expose()], Outcome::Unknown);
+    let earlier = Outcome::Sent {
+        message_id: "m-earlier".into(),
+    };
+    assert_eq!(heard[phone(0).expose()], earlier);
+    assert_eq!(heard[phone(2).expose()], Outcome::Unknown);
     assert!(matches!(heard[phone(9).expose()], Outcome::Sent { .. }));
 }
 

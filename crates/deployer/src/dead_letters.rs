@@ -1,6 +1,7 @@
-//! The stage's dead letters: what the sms function could not deliver, kept 14 days in an
-//! encrypted SQS queue (subscribed to the dead-letter topic, and the sms function's on-failure
-//! destination). Listed with phones masked; redriven onto the alerts topic as a fresh attempt.
+//! The stage's dead letters: the functions' failed asynchronous invocations (an sms message that
+//! could not be read, a report the ledger could not record), kept 14 days in an encrypted SQS
+//! queue (the functions' on-failure destination, and subscribed to the dead-letter topic). Listed
+//! with phones masked; alert messages redriven onto the alerts topic as they were.
 
 use anyhow::Context;
 use flightwatch_domain::ports::AlertBus;
@@ -125,8 +126,10 @@ pub fn describe(letter: &DeadLetter) -> Vec<String> {
         .collect()
 }
 
-/// Puts every readable dead letter back on the alerts topic as a first attempt (the sms function
-/// retries it afresh), deleting it from the queue once it is published. Unreadable ones stay.
+/// Puts every readable dead letter back on the alerts topic as it was (same hand-out, same
+/// attempt: the sms function's claims keep anyone already texted from a second SMS, and its
+/// report matches the ledger's attempt), deleting it from the queue once it is published.
+/// Unreadable ones stay.
 pub async fn redrive(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -144,11 +147,7 @@ pub async fn redrive(
                 continue;
             }
             for alert in &letter.alerts {
-                let fresh = AlertMessage {
-                    attempt: 1,
-                    ..alert.clone()
-                };
-                bus.publish(&fresh).await?;
+                bus.publish(alert).await?;
             }
             sqs.delete_message()
                 .queue_url(queue_url)
@@ -165,7 +164,7 @@ pub async fn redrive(
 mod tests {
     use super::*;
 
-    const ALERT: &str = r#"{"version":1,"alertId":"019ac0a0-0000-7000-8000-000000000001","flight":{"flightNumber":"UA123","departureDate":"2026-12-01","origin":"SFO","destination":"JFK","scheduledDeparture":"2026-12-01T08:05:00-08:00"},"event":"CANCELLED","part":1,"parts":1,"attempt":3,"recipients":["+14155550100"]}"#;
+    const ALERT: &str = r#"{"version":2,"alertId":"019ac0a0-0000-7000-8000-000000000001","flight":{"flightNumber":"UA123","departureDate":"2026-12-01","origin":"SFO","destination":"JFK","scheduledDeparture":"2026-12-01T08:05:00-08:00"},"event":"CANCELLED","handout":"019ac0a0-0000-7000-8000-0000000000a1","part":1,"parts":1,"attempt":3,"recipients":["+14155550100"]}"#;
 
     #[test]
     fn a_dead_letter_from_the_topic_is_the_alert_message_itself() {
@@ -181,10 +180,10 @@ mod tests {
             "version": "1.0",
             "requestContext": {"condition": "RetriesExhausted"},
             "requestPayload": {"Records": [{"Sns": {"Message": ALERT}}]},
-            "responsePayload": {"errorType": "Retryable", "errorMessage": "republish failed"}
+            "responsePayload": {"errorType": "NonRetryable", "errorMessage": "unreadable"}
         });
         let (origin, alerts) = parse_body(&record.to_string());
-        assert_eq!(origin, "sms invocation failed (Retryable)");
+        assert_eq!(origin, "sms invocation failed (NonRetryable)");
         assert_eq!(alerts.len(), 1);
         let letter = DeadLetter {
             receipt_handle: String::new(),

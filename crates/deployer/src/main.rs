@@ -5,6 +5,7 @@
 mod configure;
 mod database;
 mod dead_letters;
+mod delivery_status;
 mod functions;
 mod preflight;
 mod stack;
@@ -258,6 +259,10 @@ async fn main() -> anyhow::Result<()> {
             let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
             let bucket = configure::output(&outputs, "ConfigBucketName")?;
             let users = configure::function_users(&s3, bucket, &stage).await?;
+            // Before the functions stack, whose subscription filters need the log groups.
+            let role = configure::output(&outputs, "SmsDeliveryStatusRoleArn")?;
+            let account = role.split(':').nth(4).unwrap_or_default();
+            delivery_status::enable(&sdk, &region, account, role).await?;
             configure::upload_function_configs(&s3, &cli.root, &outputs, &stage, &users).await?;
             let settings = FunctionSettings {
                 region,

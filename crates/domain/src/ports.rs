@@ -318,9 +318,27 @@ pub trait SmsSender: Send + Sync {
 /// invocation that crashed half-way; only the first claim of a recipient may text it.
 #[async_trait]
 pub trait SmsClaims: Send + Sync {
-    /// `true` for the first claim of the message's `index`-th recipient, `false` for any later
-    /// one. Keyed by the message's hand-out and the index, never by the phone.
-    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<bool, BusError>;
+    /// Claims the message's `index`-th recipient: `New` for the first claim, `Taken` for any
+    /// later one, with the provider's message id if the first claimant recorded it. Keyed by the
+    /// message's hand-out and the index, never by the phone.
+    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<Claim, BusError>;
+
+    /// Records on the claim that the SMS went, so that a later delivery can report it as sent
+    /// rather than unknown.
+    async fn record_sent(
+        &self,
+        message: &AlertMessage,
+        index: usize,
+        message_id: &str,
+    ) -> Result<(), BusError>;
+}
+
+/// What claiming a recipient came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    New,
+    /// Claimed before; `Some` with the provider's message id once that claimant sent the SMS.
+    Taken(Option<String>),
 }
 
 /// Where the sms function reports what became of each recipient (an SNS topic the alerts

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use flightwatch_delivery::Texting;
-use flightwatch_domain::ports::{AlertBus, BusError, SmsClaims};
+use flightwatch_domain::ports::{AlertBus, BusError, Claim, SmsClaims};
 use flightwatch_domain::AlertMessage;
 use serde::{Deserialize, Serialize};
 
@@ -144,23 +144,32 @@ impl AlertBus for Publisher {
     }
 }
 
-/// The sms handler's claims in a file, one line per recipient claimed, so that they outlive the
-/// process as S3's do.
+/// Claims by hand-out and place in the message, with the message id once sent.
+type Claims = HashMap<(uuid::Uuid, usize), Option<String>>;
+
+/// The sms handler's claims in a file, so that they outlive the process as S3's do: a line
+/// `<handout> <index>` per recipient claimed, and `<handout> <index> <message id>` once sent.
 pub struct FileClaims {
-    file: Mutex<(std::fs::File, HashMap<uuid::Uuid, HashSet<usize>>)>,
+    file: Mutex<(std::fs::File, Claims)>,
 }
 
 impl FileClaims {
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let mut taken: HashMap<uuid::Uuid, HashSet<usize>> = HashMap::new();
+        let mut taken = Claims::new();
         if let Ok(file) = std::fs::File::open(path) {
             for line in std::io::BufReader::new(file).lines() {
                 let line = line?;
-                let Some((id, index)) = line.split_once(' ') else {
+                let mut words = line.split(' ');
+                let (Some(Ok(id)), Some(Ok(index))) = (
+                    words.next().map(str::parse),
+                    words.next().map(str::parse::<usize>),
+                ) else {
                     continue;
                 };
-                if let (Ok(id), Ok(index)) = (id.parse(), index.parse()) {
-                    taken.entry(id).or_default().insert(index);
+                let sent = words.next().map(str::to_owned);
+                let entry = taken.entry((id, index)).or_default();
+                if sent.is_some() {
+                    *entry = sent;
                 }
             }
         }
@@ -168,23 +177,49 @@ impl FileClaims {
             file: Mutex::new((crate::files::open_append(path)?, taken)),
         })
     }
-}
 
-#[async_trait]
-impl SmsClaims for FileClaims {
-    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<bool, BusError> {
+    fn write(&self, line: &str, update: impl FnOnce(&mut Claims)) -> Result<(), BusError> {
         let mut guard = self
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (file, taken) = &mut *guard;
-        if !taken.entry(message.handout).or_default().insert(index) {
-            return Ok(false);
+        update(taken);
+        writeln!(file, "{line}")
+            .and_then(|()| file.flush())
+            .map_err(|e| BusError(Box::new(e)))
+    }
+}
+
+#[async_trait]
+impl SmsClaims for FileClaims {
+    async fn claim(&self, message: &AlertMessage, index: usize) -> Result<Claim, BusError> {
+        let key = (message.handout, index);
+        {
+            let guard = self
+                .file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(sent) = guard.1.get(&key) {
+                return Ok(Claim::Taken(sent.clone()));
+            }
         }
         // On disk before the SMS goes: a kill after this line leaves the recipient claimed.
-        writeln!(file, "{} {index}", message.handout)
-            .and_then(|()| file.flush())
-            .map_err(|e| BusError(Box::new(e)))?;
-        Ok(true)
+        self.write(&format!("{} {index}", message.handout), |taken| {
+            taken.insert(key, None);
+        })?;
+        Ok(Claim::New)
+    }
+
+    async fn record_sent(
+        &self,
+        message: &AlertMessage,
+        index: usize,
+        message_id: &str,
+    ) -> Result<(), BusError> {
+        let line = format!("{} {index} {message_id}", message.handout);
+        self.write(&line, |taken| {
+            taken.insert((message.handout, index), Some(message_id.to_owned()));
+        })
     }
 }

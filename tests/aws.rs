@@ -383,7 +383,7 @@ async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool:
     }
     assert_eq!(
         listed["items"][0]["delivery"],
-        json!({"pending": 0, "sent": 2, "failed": 0}),
+        json!({"pending": 0, "sent": 2, "delivered": 0, "failed": 0}),
         "{listed}"
     );
     let id = receipt["alertId"].as_str().unwrap();

@@ -622,6 +622,52 @@ async fn spend_limits_refuse_with_409_and_429_and_store_nothing(h: Harness) {
 }
 
 /// Every flow runs on both databases: MySQL as in AWS, SQLite as `scripts/dev.sh` runs by default.
+/// A recorded AeroAPI delivery, from `tests/fixtures`.
+fn push(name: &str) -> Value {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn a_provider_push_detects_a_delay_and_a_cancellation_with_no_report_from_anyone(h: Harness) {
+    let (status, _) = h.post("/flights", &ua123(two_passengers())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = Some(flightwatch_e2e::FEED_TOKEN);
+    let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+    // Refused or ignored, and nothing recorded: a wrong token, none, an unreadable body, a
+    // flight nobody registered.
+    let delay = push("aeroapi-push-delay.json");
+    let (status, _) = h.push(Some("wrong"), &bytes(&delay)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = h.push(None, &bytes(&delay)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, receipt) = h.push(token, b"{\"event_code\": 1}").await;
+    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("IGNORED")), "{receipt}");
+    let mut stranger = delay.clone();
+    stranger["flight"]["ident_iata"] = json!("UA999");
+    let (status, receipt) = h.push(token, &bytes(&stranger)).await;
+    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("IGNORED")), "{receipt}");
+    assert_eq!(h.count("alerts").await, 0);
+
+    // A 40-minute delay: every passenger texted once.
+    let (status, receipt) = h.push(token, &bytes(&delay)).await;
+    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("CREATED")), "{receipt}");
+    let sms = h.wait_for_sms(2).await;
+    assert_eq!(sms.len(), 2);
+    assert!(sms.iter().all(|s| s["body"] == "UA123 SFO-JFK 1 Dec: DELAYED, now departs 08:45 (was 08:05)."), "{sms:?}");
+    // The same push again: nothing more.
+    let (status, again) = h.push(token, &bytes(&delay)).await;
+    assert_eq!((status, &again["outcome"]), (StatusCode::OK, &json!("DUPLICATE")), "{again}");
+    assert_eq!(again["alertId"], receipt["alertId"]);
+    assert_eq!(h.settled_sms().await.len(), 2);
+    // A cancellation: texted again.
+    let (status, receipt) = h.push(token, &bytes(&push("aeroapi-push-cancelled.json"))).await;
+    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("CREATED")), "{receipt}");
+    let sms = h.wait_for_sms(4).await;
+    assert_eq!(sms.len(), 4);
+    assert!(sms[2..].iter().all(|s| s["body"].as_str().unwrap().contains("CANCELLED")), "{sms:?}");
+    assert_eq!(h.count("alerts").await, 2);
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),*) => {
         mod mysql {
@@ -655,5 +701,6 @@ on_both_databases!(
     bad_input_gets_a_problem_and_stores_nothing,
     every_api_call_needs_the_api_key,
     a_body_over_the_limit_is_a_413_and_stores_nothing,
-    spend_limits_refuse_with_409_and_429_and_store_nothing
+    spend_limits_refuse_with_409_and_429_and_store_nothing,
+    a_provider_push_detects_a_delay_and_a_cancellation_with_no_report_from_anyone
 );

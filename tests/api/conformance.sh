@@ -56,6 +56,7 @@ fw_log "starting $bin on $base (SQLite in $tmp/data)"
   unset DATABASE_URL FLIGHTWATCH_CONFIG_BUCKET FLIGHTWATCH_ALERTS_TOPIC_ARN
   export PORT=$port FLIGHTWATCH_DATA_DIR="$tmp/data" \
     FLIGHTWATCH_SMS_OUTBOX="$tmp/sms-outbox.jsonl" \
+    FLIGHTWATCH_FLIGHTAWARE_TOKEN=conformance-feed-token-0123456789abcdef \
     RUST_LOG=${RUST_LOG:-warn}
   exec "$bin"
 ) >"$tmp/stack.log" 2>&1 &

@@ -50,6 +50,7 @@ ROUTES = (
     (re.compile(r"^/flights(/.*)?$"), "FlightsLambdaFunction"),
     (re.compile(r"^/notifications$"), "AlertsLambdaFunction"),
     (re.compile(r"^/alerts(/\{alertId\})?$"), "AlertsLambdaFunction"),
+    (re.compile(r"^/feeds/flightaware$"), "AlertsLambdaFunction"),
 )
 # The one statement of a function role allowed on Resource "*": SNS SMS (Publish to a phone
 # number) has no resource ARN to name.
@@ -67,6 +68,8 @@ FUNCTION_ENV = {
         "FLIGHTWATCH_ALERTS_TOPIC_ARN",
         "FLIGHTWATCH_ALERTS_PER_FLIGHT_PER_DAY",
         "FLIGHTWATCH_SMS_PER_SECOND",
+        "FLIGHTWATCH_FLIGHTAWARE_TOKEN",
+        "FLIGHTWATCH_DELAY_THRESHOLD_MINUTES",
         "RUST_LOG",
     },
     "SmsLambdaFunction": {

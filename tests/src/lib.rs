@@ -20,6 +20,8 @@ pub enum Db {
 }
 
 pub const API_KEY: &str = "e2e-key";
+/// The FlightAware feed's token in the stack the tests run.
+pub const FEED_TOKEN: &str = "e2e-feed-token-0123456789abcdefghijklmnop";
 
 pub struct Harness {
     pub base: String,
@@ -64,6 +66,10 @@ impl Harness {
             relay_every: Duration::from_millis(200),
             policy: Default::default(),
             limits: Default::default(),
+            flightaware: Some(flightwatch_config::FeedSettings {
+                token: FEED_TOKEN.to_owned().into(),
+                delay_threshold: flightwatch_domain::feed::DEFAULT_DELAY_THRESHOLD,
+            }),
             sns,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -86,6 +92,21 @@ impl Harness {
             stack,
             server,
         }
+    }
+
+    /// A provider push to the FlightAware feed, without the API key, as AeroAPI sends it.
+    pub async fn push(&self, token: Option<&str>, body: &[u8]) -> (StatusCode, Value) {
+        let mut url = format!("{}/feeds/flightaware", self.base);
+        if let Some(token) = token {
+            url.push_str(&format!("?token={token}"));
+        }
+        let req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json; charset=UTF-8")
+            .body(body.to_vec());
+        let (s, b, _) = self.send(req).await;
+        (s, b)
     }
 
     /// A request with the API key, as API Gateway requires.

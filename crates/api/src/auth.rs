@@ -66,7 +66,7 @@ async fn check(State(policy): State<Arc<Policy>>, req: Request, next: Next) -> R
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the key.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod auth;
 mod body;
+pub mod feeds;
 pub mod flights;
 pub mod problem;
 mod wire;

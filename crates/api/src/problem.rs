@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 403: no valid API key.
     #[error("missing or invalid API key")]
     Forbidden,
+    /// 403: a provider push without the feed's secret token.
+    #[error("missing or wrong feed token")]
+    BadFeedToken,
     /// 404: the named flight (or route) does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -78,7 +81,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::BadFeedToken => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,7 +96,7 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Invalid { .. } => "validation",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::BadFeedToken => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::TooLarge => "too-large",

@@ -4,7 +4,8 @@
 //!
 //! - `register` and `find`: the flights function's requests;
 //! - `notify`: record a reported event as an alert and put it on the bus (`idempotency` holds the
-//!   one place where an `Idempotency-Key` is parsed and a request fingerprinted);
+//!   one place where an `Idempotency-Key` is parsed and a request fingerprinted); `feed`, the
+//!   same for a flight-status provider's push;
 //! - `list`: the alerts issued, newest first, a page at a time;
 //! - `relay`: handing out, from the delivery ledger, the recipients due; and housekeeping;
 //! - `details`, `record_outcomes` and `record_carrier`: the delivery ledger, read and fed by the
@@ -12,6 +13,7 @@
 //!
 //! Delivering the SMS is the sms function's use case, in `flightwatch-delivery`.
 
+pub mod feed;
 pub mod idempotency;
 pub mod notify;
 pub mod relay;

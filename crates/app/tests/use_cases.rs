@@ -99,6 +99,18 @@ impl Notifications for FakeAlerts {
         Ok(Recorded::Created(alert))
     }
 
+    async fn flight_departing(
+        &self,
+        number: &FlightNumber,
+        at: DateTime<Utc>,
+    ) -> Result<Option<FlightSchedule>, StoreError> {
+        Ok(self
+            .flights
+            .iter()
+            .find(|f| &f.flight_number == number && f.scheduled_departure.to_utc() == at)
+            .cloned())
+    }
+
     async fn replay(&self, idem: &Idempotency) -> Result<Option<Recorded>, StoreError> {
         let alerts = self.alerts.lock().unwrap();
         Ok(alerts

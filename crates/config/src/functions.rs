@@ -110,6 +110,51 @@ pub struct AlertsSettings {
     pub alerts_per_flight_per_day: Option<u32>,
     /// The sms function's budget: what the relay hands out per pass follows it.
     pub sms_per_second: Option<std::num::NonZeroU32>,
+    /// FlightAware pushes: off unless configured.
+    pub flightaware: Option<FeedSettings>,
+}
+
+/// A flight-status provider's pushes (`POST /feeds/flightaware`).
+#[derive(Clone, Debug)]
+pub struct FeedSettings {
+    /// `FLIGHTWATCH_FLIGHTAWARE_TOKEN`: the token the provider's endpoint URL carries, at least
+    /// 32 characters.
+    pub token: SecretString,
+    /// `FLIGHTWATCH_DELAY_THRESHOLD_MINUTES` (1 to 720, default 15): a new departure at least
+    /// this much later than scheduled is a delay.
+    pub delay_threshold: std::time::Duration,
+}
+
+impl FeedSettings {
+    /// `None` when no token is set: the feed is off.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        const TOKEN: &str = "FLIGHTWATCH_FLIGHTAWARE_TOKEN";
+        const THRESHOLD: &str = "FLIGHTWATCH_DELAY_THRESHOLD_MINUTES";
+        let Some(token) = optional_env(TOKEN) else {
+            return Ok(None);
+        };
+        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(ConfigError::Invalid {
+                key: TOKEN,
+                why: "must be at least 32 letters, digits, - or _ (a long random secret)".into(),
+            });
+        }
+        let minutes = match optional_env(THRESHOLD) {
+            None => 15,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|m| (1..=720).contains(m))
+                .ok_or(ConfigError::Invalid {
+                    key: THRESHOLD,
+                    why: "must be a whole number of minutes from 1 to 720".into(),
+                })?,
+        };
+        Ok(Some(Self {
+            token: SecretString::from(token),
+            delay_threshold: std::time::Duration::from_secs(60 * minutes),
+        }))
+    }
 }
 
 impl AlertsSettings {
@@ -119,6 +164,7 @@ impl AlertsSettings {
             alerts_topic: topic("FLIGHTWATCH_ALERTS_TOPIC_ARN")?,
             alerts_per_flight_per_day: alerts_per_flight_per_day()?,
             sms_per_second: sms_per_second()?,
+            flightaware: FeedSettings::from_env()?,
         })
     }
 }

@@ -6,7 +6,8 @@
 mod functions;
 
 pub use functions::{
-    alerts_per_flight_per_day, sms_per_second, AlertsSettings, ConfigSource, FlightsSettings,
+    alerts_per_flight_per_day, sms_per_second, AlertsSettings, ConfigSource, FeedSettings,
+    FlightsSettings,
     SmsSettings, TopicArn,
 };
 

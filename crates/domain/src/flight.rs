@@ -313,6 +313,15 @@ pub struct FlightSchedule {
     pub scheduled_departure: DateTime<FixedOffset>,
 }
 
+impl FlightSchedule {
+    pub fn key(&self) -> FlightKey {
+        FlightKey {
+            number: self.flight_number.clone(),
+            date: self.departure_date,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod contact;
 pub mod delivery;
 pub mod event;
+pub mod feed;
 pub mod flight;
 pub mod limits;
 pub mod message;

@@ -14,7 +14,9 @@ use crate::alert::{Alert, AlertId, AlertQuery};
 use crate::contact::PhoneNumber;
 use crate::delivery::{CarrierOutcome, DeliveryCounts, DeliveryReport, RecipientDelivery};
 use crate::event::Notification;
-use crate::flight::{FlightKey, FlightRegistration, FlightSchedule, FlightSummary, Passenger};
+use crate::flight::{
+    FlightKey, FlightNumber, FlightRegistration, FlightSchedule, FlightSummary, Passenger,
+};
 use crate::limits::{Refusal, SpendLimits};
 use crate::message::AlertMessage;
 
@@ -167,6 +169,14 @@ pub struct Settled {
 #[async_trait]
 pub trait Notifications: Send + Sync {
     async fn schedule(&self, flight: &FlightKey) -> Result<Option<FlightSchedule>, StoreError>;
+
+    /// The registered flight with this number scheduled to depart at this instant, as a
+    /// flight-status provider names a flight.
+    async fn flight_departing(
+        &self,
+        number: &FlightNumber,
+        at: DateTime<Utc>,
+    ) -> Result<Option<FlightSchedule>, StoreError>;
 
     /// In one transaction: the alert, a recipient row per passenger of the flight now, and an
     /// outbox entry; or the existing alert for a duplicate event or a replayed key; or nothing

@@ -48,6 +48,8 @@ pub struct Options {
     pub relay_every: Duration,
     pub policy: Policy,
     pub limits: flightwatch_domain::SpendLimits,
+    /// FlightAware pushes on `POST /feeds/flightaware`, when a token is set.
+    pub flightaware: Option<flightwatch_config::FeedSettings>,
     /// When set, the alerts bus and SMS go through SNS (moto, with `AWS_ENDPOINT_URL`).
     pub sns: Option<SnsOptions>,
 }
@@ -84,6 +86,7 @@ impl Options {
             limits: flightwatch_domain::SpendLimits::per_day(
                 flightwatch_config::alerts_per_flight_per_day()?,
             ),
+            flightaware: flightwatch_config::FeedSettings::from_env()?,
             sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
                 alerts_topic_arn,
                 reports_topic_arn: var("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN"),
@@ -242,6 +245,18 @@ pub async fn build(
         }
         None => api,
     };
+    // Provider pushes are not behind the API key: the feed's own token guards them.
+    let feeds = match &options.flightaware {
+        Some(feed) => flightwatch_api::feeds::router(flightwatch_api::feeds::FeedsState {
+            store: alerts.clone(),
+            bus: bus.clone(),
+            limits: options.limits,
+            sms_per_second: options.policy.per_second,
+            token: feed.token.clone(),
+            delay_threshold: feed.delay_threshold,
+        }),
+        None => Router::new(),
+    };
     let router = flightwatch_api::traced(
         Router::new()
             .route(
@@ -252,6 +267,7 @@ pub async fn build(
                 }),
             )
             .merge(sns_delivery.unwrap_or_default())
+            .merge(feeds)
             .merge(api),
     );
     let per_second = options.policy.per_second;

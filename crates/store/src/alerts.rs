@@ -79,6 +79,33 @@ impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
             .map_err(store_error::<DB>)
     }
 
+    async fn flight_departing(
+        &self,
+        number: &FlightNumber,
+        at: DateTime<Utc>,
+    ) -> Result<Option<FlightSchedule>, StoreError> {
+        let result = async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = DB::fetch_all(
+                &mut conn,
+                "SELECT departure_date FROM flight_schedules \
+                 WHERE flight_number = ? AND departure_utc = ?",
+                vec![Arg::Text(number.as_str()), Arg::At(at)],
+            )
+            .await?;
+            let Some(date) = rows.first().map(|r| DB::date(r, "departure_date")).transpose()?
+            else {
+                return Ok(None);
+            };
+            let key = FlightKey {
+                number: number.clone(),
+                date,
+            };
+            schedule::<DB>(&mut conn, &key).await
+        };
+        result.await.map_err(store_error::<DB>)
+    }
+
     #[tracing::instrument(skip_all, fields(flight_number = %notification.flight.number, alert_id = %id))]
     async fn record(
         &self,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flightwatch_api::alerts::{router, AlertsState};
+use flightwatch_api::feeds::FeedsState;
 use flightwatch_app::relay;
 use flightwatch_aws::SnsTopic;
 use flightwatch_config::AlertsSettings;
@@ -25,12 +26,24 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, topic));
     let limits = SpendLimits::per_day(settings.alerts_per_flight_per_day);
     let per_second = settings.sms_per_second;
-    let app = flightwatch_api::traced(router(AlertsState {
+    let mut app = router(AlertsState {
         store: store.clone(),
         bus: bus.clone(),
         limits,
         sms_per_second: per_second,
-    }));
+    });
+    // FlightAware's pushes, when a token is configured.
+    if let Some(feed) = settings.flightaware {
+        app = app.merge(flightwatch_api::feeds::router(FeedsState {
+            store: store.clone(),
+            bus: bus.clone(),
+            limits,
+            sms_per_second: per_second,
+            token: feed.token,
+            delay_threshold: feed.delay_threshold,
+        }));
+    }
+    let app = flightwatch_api::traced(app);
     let (ledger, carrier) = (store.clone(), store.clone());
     let on_schedule = move |time_left: Duration| {
         let (store, bus) = (store.clone(), bus.clone());

@@ -495,10 +495,13 @@ async fn bad_input_gets_a_problem_and_stores_nothing(h: Harness) {
 }
 
 async fn every_api_call_needs_the_api_key(h: Harness) {
-    // Every operation openapi.yaml gives a security requirement, as API Gateway reads it.
+    // Every operation openapi.yaml gives a security requirement, as API Gateway reads it, but
+    // the provider feed, guarded by its own token instead (so also a 403 below).
     let operations = flightwatch_local::gateway::operations(flightwatch_local::gateway::OPENAPI)
         .expect("openapi.yaml parses");
-    assert!(operations.iter().all(|op| op.needs_key));
+    assert!(operations
+        .iter()
+        .all(|op| op.needs_key || op.path == "/feeds/flightaware"));
     for op in operations {
         let (method, path) = (op.method, op.path.replace("{flightId}", "UA123-2037-12-01"));
         for key in [None, Some("wrong-key")] {
@@ -641,30 +644,61 @@ async fn a_provider_push_detects_a_delay_and_a_cancellation_with_no_report_from_
     let (status, _) = h.push(None, &bytes(&delay)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, receipt) = h.push(token, b"{\"event_code\": 1}").await;
-    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("IGNORED")), "{receipt}");
+    assert_eq!(
+        (status, &receipt["outcome"]),
+        (StatusCode::OK, &json!("IGNORED")),
+        "{receipt}"
+    );
     let mut stranger = delay.clone();
     stranger["flight"]["ident_iata"] = json!("UA999");
     let (status, receipt) = h.push(token, &bytes(&stranger)).await;
-    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("IGNORED")), "{receipt}");
+    assert_eq!(
+        (status, &receipt["outcome"]),
+        (StatusCode::OK, &json!("IGNORED")),
+        "{receipt}"
+    );
     assert_eq!(h.count("alerts").await, 0);
 
     // A 40-minute delay: every passenger texted once.
     let (status, receipt) = h.push(token, &bytes(&delay)).await;
-    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("CREATED")), "{receipt}");
+    assert_eq!(
+        (status, &receipt["outcome"]),
+        (StatusCode::OK, &json!("CREATED")),
+        "{receipt}"
+    );
     let sms = h.wait_for_sms(2).await;
     assert_eq!(sms.len(), 2);
-    assert!(sms.iter().all(|s| s["body"] == "UA123 SFO-JFK 1 Dec: DELAYED, now departs 08:45 (was 08:05)."), "{sms:?}");
+    assert!(
+        sms.iter()
+            .all(|s| s["body"] == "UA123 SFO-JFK 1 Dec: DELAYED, now departs 08:45 (was 08:05)."),
+        "{sms:?}"
+    );
     // The same push again: nothing more.
     let (status, again) = h.push(token, &bytes(&delay)).await;
-    assert_eq!((status, &again["outcome"]), (StatusCode::OK, &json!("DUPLICATE")), "{again}");
+    assert_eq!(
+        (status, &again["outcome"]),
+        (StatusCode::OK, &json!("DUPLICATE")),
+        "{again}"
+    );
     assert_eq!(again["alertId"], receipt["alertId"]);
     assert_eq!(h.settled_sms().await.len(), 2);
     // A cancellation: texted again.
-    let (status, receipt) = h.push(token, &bytes(&push("aeroapi-push-cancelled.json"))).await;
-    assert_eq!((status, &receipt["outcome"]), (StatusCode::OK, &json!("CREATED")), "{receipt}");
+    let (status, receipt) = h
+        .push(token, &bytes(&push("aeroapi-push-cancelled.json")))
+        .await;
+    assert_eq!(
+        (status, &receipt["outcome"]),
+        (StatusCode::OK, &json!("CREATED")),
+        "{receipt}"
+    );
     let sms = h.wait_for_sms(4).await;
     assert_eq!(sms.len(), 4);
-    assert!(sms[2..].iter().all(|s| s["body"].as_str().unwrap().contains("CANCELLED")), "{sms:?}");
+    assert!(
+        sms[2..]
+            .iter()
+            .all(|s| s["body"].as_str().unwrap().contains("CANCELLED")),
+        "{sms:?}"
+    );
     assert_eq!(h.count("alerts").await, 2);
 }
 

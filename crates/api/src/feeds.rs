@@ -95,7 +95,9 @@ async fn flightaware(
         Ok(report) => report,
         Err(why) => {
             tracing::warn!(reason = %why, "flightaware push unreadable; acknowledged, ignored");
-            return Ok(Json(FeedReceipt::ignored(format!("unreadable push: {why}"))));
+            return Ok(Json(FeedReceipt::ignored(format!(
+                "unreadable push: {why}"
+            ))));
         }
     };
     let limits = notify::Limits::now(state.limits, state.sms_per_second);
@@ -110,7 +112,11 @@ async fn flightaware(
     .await?;
     Ok(Json(match received {
         Received::Notified(n) => FeedReceipt {
-            outcome: if n.created { "CREATED" } else { "DUPLICATE" },
+            outcome: if n.created && !n.replayed {
+                "CREATED"
+            } else {
+                "DUPLICATE"
+            },
             alert_id: Some(n.alert.id.to_string()),
             reason: None,
         },
@@ -165,13 +171,19 @@ pub mod aeroapi {
         let (change, mark) = if f.cancelled || push.event_code == "cancelled" {
             (Change::Cancelled, "cancelled".to_owned())
         } else if let Some(at) = estimate {
-            (Change::EstimatedDeparture(at), at.format("%Y%m%dT%H%MZ").to_string())
+            (
+                Change::EstimatedDeparture(at),
+                at.format("%Y%m%dT%H%MZ").to_string(),
+            )
         } else {
             (Change::Other(push.event_code.clone()), String::new())
         };
         Ok(ProviderReport {
             provider: "flightaware",
-            event_id: format!("{}:{}:{}:{mark}", push.alert_id, push.event_code, f.fa_flight_id),
+            event_id: format!(
+                "{}:{}:{}:{mark}",
+                push.alert_id, push.event_code, f.fa_flight_id
+            ),
             flight_number,
             scheduled_departure,
             change,
@@ -192,7 +204,10 @@ mod tests {
     fn a_recorded_delay_push_reads_as_the_flight_and_its_new_estimate() {
         let report = aeroapi::report(&sample("aeroapi-push-delay.json")).unwrap();
         assert_eq!(report.flight_number.as_str(), "UA123");
-        assert_eq!(report.scheduled_departure.to_rfc3339(), "2037-12-01T16:05:00+00:00");
+        assert_eq!(
+            report.scheduled_departure.to_rfc3339(),
+            "2037-12-01T16:05:00+00:00"
+        );
         assert_eq!(
             report.change,
             Change::EstimatedDeparture("2037-12-01T16:45:00Z".parse().unwrap())
@@ -210,13 +225,19 @@ mod tests {
     #[test]
     fn what_cannot_be_read_says_why() {
         assert!(aeroapi::report(b"not json").is_err());
-        assert!(aeroapi::report(br#"{"event_code":"change","alert_id":1,"flight":{"fa_flight_id":"x"}}"#).is_err());
+        assert!(aeroapi::report(
+            br#"{"event_code":"change","alert_id":1,"flight":{"fa_flight_id":"x"}}"#
+        )
+        .is_err());
     }
 
     #[test]
     fn only_the_configured_token_matches() {
         let want = SecretString::from("s3cr3t-token-of-some-length-0123456789");
-        assert!(token_matches(Some("s3cr3t-token-of-some-length-0123456789"), &want));
+        assert!(token_matches(
+            Some("s3cr3t-token-of-some-length-0123456789"),
+            &want
+        ));
         assert!(!token_matches(Some("s3cr3t"), &want));
         assert!(!token_matches(None, &want));
     }

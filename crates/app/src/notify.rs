@@ -20,6 +20,8 @@ pub struct Notified {
     /// `false` when it matched an existing alert: a duplicate event, or a replay of a request
     /// that itself matched one.
     pub created: bool,
+    /// The idempotency key was seen before: this is the first answer again.
+    pub replayed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +90,10 @@ pub async fn notify(
                 .await?
         }
     };
-    let (mut alert, created) = match recorded {
-        Recorded::Created(alert) => (alert, true),
-        Recorded::Duplicate(alert) => (alert, false),
-        Recorded::Replayed { alert, created } => (alert, created),
+    let (mut alert, created, replayed) = match recorded {
+        Recorded::Created(alert) => (alert, true, false),
+        Recorded::Duplicate(alert) => (alert, false, false),
+        Recorded::Replayed { alert, created } => (alert, created, true),
         Recorded::KeyReused => return Err(NotifyError::KeyReused),
         Recorded::Refused(refusal) => return Err(refusal.into()),
     };
@@ -109,5 +111,9 @@ pub async fn notify(
             Err(e) => tracing::warn!(error = %e, "alert left pending for the relay"),
         }
     }
-    Ok(Notified { alert, created })
+    Ok(Notified {
+        alert,
+        created,
+        replayed,
+    })
 }

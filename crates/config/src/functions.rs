@@ -133,7 +133,11 @@ impl FeedSettings {
         let Some(token) = optional_env(TOKEN) else {
             return Ok(None);
         };
-        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if token.len() < 32
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(ConfigError::Invalid {
                 key: TOKEN,
                 why: "must be at least 32 letters, digits, - or _ (a long random secret)".into(),

@@ -7,8 +7,7 @@ mod functions;
 
 pub use functions::{
     alerts_per_flight_per_day, sms_per_second, AlertsSettings, ConfigSource, FeedSettings,
-    FlightsSettings,
-    SmsSettings, TopicArn,
+    FlightsSettings, SmsSettings, TopicArn,
 };
 
 use std::collections::HashMap;

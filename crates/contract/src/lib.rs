@@ -303,16 +303,31 @@ pub async fn a_flight_is_found_by_number_and_scheduled_departure_instant(b: &Bac
     let number = FlightNumber::parse("UA123").unwrap();
     // 08:05 in San Francisco is 16:05 UTC, as providers name it.
     let at = parse_time("2037-12-01T16:05:00Z").unwrap().to_utc();
-    let found = b.alerts.flight_departing(&number, at).await.unwrap().unwrap();
+    let found = b
+        .alerts
+        .flight_departing(&number, at)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.key(), key());
     assert_eq!(
         found.scheduled_departure.to_rfc3339(),
         "2037-12-01T08:05:00-08:00"
     );
     let other_time = at + chrono::Duration::minutes(1);
-    assert!(b.alerts.flight_departing(&number, other_time).await.unwrap().is_none());
+    assert!(b
+        .alerts
+        .flight_departing(&number, other_time)
+        .await
+        .unwrap()
+        .is_none());
     let other = FlightNumber::parse("UA124").unwrap();
-    assert!(b.alerts.flight_departing(&other, at).await.unwrap().is_none());
+    assert!(b
+        .alerts
+        .flight_departing(&other, at)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub async fn an_alert_is_recorded_with_its_recipients_and_outbox_in_one_go(b: &Backend) {

@@ -76,8 +76,7 @@ impl ProviderReport {
                     });
                 }
                 Ok(FlightEvent::Delayed {
-                    estimated_departure: at
-                        .with_timezone(schedule.scheduled_departure.offset()),
+                    estimated_departure: at.with_timezone(schedule.scheduled_departure.offset()),
                 })
             }
             Change::Other(what) => Err(Ignored::NotAChange(what.clone())),
@@ -113,7 +112,8 @@ mod tests {
     #[test]
     fn a_new_estimate_past_the_threshold_is_a_delay_in_the_local_offset() {
         let est = parse_time("2037-12-01T16:45:00Z").unwrap().to_utc();
-        let event = report(Change::EstimatedDeparture(est)).event(&schedule(), DEFAULT_DELAY_THRESHOLD);
+        let event =
+            report(Change::EstimatedDeparture(est)).event(&schedule(), DEFAULT_DELAY_THRESHOLD);
         assert_eq!(
             event,
             Ok(FlightEvent::Delayed {
@@ -121,16 +121,29 @@ mod tests {
             })
         );
         let soon = parse_time("2037-12-01T16:19:00Z").unwrap().to_utc();
-        let under = report(Change::EstimatedDeparture(soon)).event(&schedule(), DEFAULT_DELAY_THRESHOLD);
-        assert_eq!(under, Err(Ignored::UnderThreshold { minutes: 14, threshold: 15 }));
+        let under =
+            report(Change::EstimatedDeparture(soon)).event(&schedule(), DEFAULT_DELAY_THRESHOLD);
+        assert_eq!(
+            under,
+            Err(Ignored::UnderThreshold {
+                minutes: 14,
+                threshold: 15
+            })
+        );
     }
 
     #[test]
     fn cancellations_count_and_other_events_do_not() {
         let r = report(Change::Cancelled);
-        assert_eq!(r.event(&schedule(), DEFAULT_DELAY_THRESHOLD), Ok(FlightEvent::Cancelled));
+        assert_eq!(
+            r.event(&schedule(), DEFAULT_DELAY_THRESHOLD),
+            Ok(FlightEvent::Cancelled)
+        );
         assert_eq!(r.idempotency_key(), "flightaware:1234:change");
         let other = report(Change::Other("arrival".into()));
-        assert!(matches!(other.event(&schedule(), DEFAULT_DELAY_THRESHOLD), Err(Ignored::NotAChange(_))));
+        assert!(matches!(
+            other.event(&schedule(), DEFAULT_DELAY_THRESHOLD),
+            Err(Ignored::NotAChange(_))
+        ));
     }
 }

@@ -93,7 +93,10 @@ impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
                 vec![Arg::Text(number.as_str()), Arg::At(at)],
             )
             .await?;
-            let Some(date) = rows.first().map(|r| DB::date(r, "departure_date")).transpose()?
+            let Some(date) = rows
+                .first()
+                .map(|r| DB::date(r, "departure_date"))
+                .transpose()?
             else {
                 return Ok(None);
             };

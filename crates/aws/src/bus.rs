@@ -78,3 +78,37 @@ impl DeliveryReports for SnsTopic {
         Ok(())
     }
 }
+
+/// An alerts topic whose SDK configuration and client are built on the first publish, not at
+/// cold start: most of the alerts function's invocations (`GET /alerts`, delivery reports, a
+/// relay pass with nothing due) never publish, and building them (the credential chain, the TLS
+/// client and its roots) is most of the function's start-up time.
+#[derive(Debug)]
+pub struct LazySnsTopic {
+    topic_arn: String,
+    topic: tokio::sync::OnceCell<SnsTopic>,
+}
+
+impl LazySnsTopic {
+    pub fn new(topic_arn: impl Into<String>) -> Self {
+        Self {
+            topic_arn: topic_arn.into(),
+            topic: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn topic(&self) -> &SnsTopic {
+        self.topic
+            .get_or_init(|| async {
+                SnsTopic::from_config(&crate::sdk_config().await, self.topic_arn.as_str())
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl AlertBus for LazySnsTopic {
+    async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
+        self.topic().await.publish(message).await
+    }
+}

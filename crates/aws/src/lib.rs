@@ -10,9 +10,11 @@ mod claims;
 mod sender;
 #[cfg(feature = "s3")]
 mod settings;
+#[cfg(all(feature = "claims", feature = "sns"))]
+mod sms_clients;
 
 #[cfg(feature = "sns")]
-pub use bus::SnsTopic;
+pub use bus::{LazySnsTopic, SnsTopic};
 #[cfg(feature = "claims")]
 pub use claims::S3Claims;
 pub use flightwatch_config::ConfigSource;
@@ -20,6 +22,8 @@ pub use flightwatch_config::ConfigSource;
 pub use sender::SnsSmsSender;
 #[cfg(feature = "s3")]
 pub use settings::{database_settings, load_database_settings, LoadError};
+#[cfg(all(feature = "claims", feature = "sns"))]
+pub use sms_clients::{LazySmsClients, SmsClientSettings};
 
 /// The SDK configuration, loaded once per cold start from the standard environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {

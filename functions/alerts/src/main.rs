@@ -1,7 +1,7 @@
-//! The alerts Lambda: settings from S3 once per cold start, the database pool built lazily, the
-//! alerts router served for API Gateway, the relay run by the schedule, the sms function's
-//! delivery reports (SNS) and the carrier's delivery status (CloudWatch Logs) recorded in the
-//! ledger.
+//! The alerts Lambda: settings from S3 once per cold start, the database pool and the SNS client
+//! built lazily (on first use), the alerts router served for API Gateway, the relay run by the
+//! schedule, the sms function's delivery reports (SNS) and the carrier's delivery status
+//! (CloudWatch Logs) recorded in the ledger.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_api::feeds::FeedsState;
 use flightwatch_app::relay;
-use flightwatch_aws::SnsTopic;
+use flightwatch_aws::LazySnsTopic;
 use flightwatch_config::AlertsSettings;
 use flightwatch_domain::ports::{AlertBus, AlertStore};
 use flightwatch_domain::SpendLimits;
@@ -20,10 +20,10 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     flightwatch_lambda::init_default_subscriber();
     let settings = AlertsSettings::from_env()?;
     let db = flightwatch_aws::load_database_settings(&settings.database).await?;
-    let sdk = flightwatch_aws::sdk_config().await;
     let topic = settings.alerts_topic.as_str();
     let store: Arc<dyn AlertStore> = Arc::new(MySqlAlertStore::new(db.pool()));
-    let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, topic));
+    // Built on the first publish: most invocations never publish.
+    let bus: Arc<dyn AlertBus> = Arc::new(LazySnsTopic::new(topic));
     let limits = SpendLimits::per_day(settings.alerts_per_flight_per_day);
     let per_second = settings.sms_per_second;
     let mut app = router(AlertsState {

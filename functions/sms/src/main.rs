@@ -1,11 +1,11 @@
-//! The sms Lambda: SNS and S3 clients built once per cold start, then one SNS event per
-//! invocation. It runs one invocation at a time (reserved concurrency 1 in `serverless.yml`), so
+//! The sms Lambda: SNS and S3 clients built once per execution environment, on its first event,
+//! then one SNS event per invocation. It runs one invocation at a time (reserved concurrency 1 in `serverless.yml`), so
 //! its pace is the origination identity's whole budget.
 
 use std::sync::Arc;
 
 use aws_lambda_events::sns::SnsEvent;
-use flightwatch_aws::{S3Claims, SnsSmsSender, SnsTopic};
+use flightwatch_aws::{LazySmsClients, SmsClientSettings};
 use flightwatch_config::SmsSettings;
 use flightwatch_delivery::{handle_until, Policy, Texting};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -14,11 +14,16 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), lambda_runtime::Error> {
     flightwatch_lambda::init_default_subscriber();
     let settings = SmsSettings::from_env()?;
-    let sdk = flightwatch_aws::sdk_config().await;
+    // Built on the first event, not before the runtime asks for one.
+    let clients = Arc::new(LazySmsClients::new(SmsClientSettings {
+        sender_id: settings.sender_id,
+        claims_bucket: settings.claims_bucket,
+        reports_topic_arn: settings.reports_topic.as_str().to_owned(),
+    }));
     let texting = Texting {
-        sender: Arc::new(SnsSmsSender::from_config(&sdk, settings.sender_id)),
-        claims: Arc::new(S3Claims::from_config(&sdk, settings.claims_bucket)),
-        reports: Arc::new(SnsTopic::from_config(&sdk, settings.reports_topic.as_str())),
+        sender: clients.clone(),
+        claims: clients.clone(),
+        reports: clients,
         policy: Policy {
             per_second: settings.sms_per_second,
             ..Policy::default()

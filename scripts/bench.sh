@@ -17,7 +17,8 @@ fw_target_dir
 n=${1:-300}
 
 fw_log "release build (host architecture)"
-cargo build --quiet --release --locked -p hello-lambda -p flights -p alerts -p sms -p flightwatch-local
+cargo build --quiet --release --locked -p hello-lambda -p flights -p alerts -p sms -p flightwatch-local \
+  -p flightwatch-mysql
 
 echo
 python3 bench/coldstart.py "$CARGO_TARGET_DIR/release" 20
@@ -26,9 +27,30 @@ tmp=$(mktemp -d)
 pid=""
 cleanup() {
   [[ -z "$pid" ]] || kill "$pid" 2>/dev/null || true
+  [[ -z "${FW_MOTO_PID:-}" ]] || kill "$FW_MOTO_PID" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+# First responses to realistic events, each function connected as its own database user, with
+# moto for S3 (settings) and SNS (SMS): bench/firstresponse.py.
+if fw_mariadb_ensure >/dev/null 2>&1; then
+  fw_mariadb_app_user >/dev/null 2>&1
+  fw_python_tools
+  fw_moto_start
+  db="flightwatch_first_$$"
+  mariadb -uroot -e "CREATE DATABASE $db"
+  pw_f=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  pw_a=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  printf '[{"role":"flights","username":"bench_flights","password":"%s"},{"role":"alerts","username":"bench_alerts","password":"%s"}]' \
+    "$pw_f" "$pw_a" >"$tmp/users.json"
+  DATABASE_URL="${DATABASE_URL%/*}/$db" "$CARGO_TARGET_DIR/release/flightwatch-migrate" --users "$tmp/users.json"
+  echo
+  BENCH_DATABASE_URL_FLIGHTS="mysql://bench_flights:$pw_f@127.0.0.1:3306/$db" \
+    BENCH_DATABASE_URL_ALERTS="mysql://bench_alerts:$pw_a@127.0.0.1:3306/$db" \
+    "$HOME/.cache/flightwatch/venv/bin/python" bench/firstresponse.py "$CARGO_TARGET_DIR/release" 10
+  mariadb -uroot -e "DROP DATABASE $db; DROP USER IF EXISTS 'bench_flights'@'%', 'bench_alerts'@'%'"
+fi
 
 # load_test LABEL: the local stack (release) with the current environment, then bench/load.py.
 load_test() {

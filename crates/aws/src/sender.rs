@@ -52,7 +52,8 @@ impl SmsSender for SnsSmsSender {
 /// Invalid, disabled or opted-out numbers will never succeed; throttling, 5xx, timeouts and
 /// network failures may. A parameter error that is not about the phone number (a bad sender id,
 /// SMS not available in the region) concerns every recipient, so it is not a reason to skip this
-/// one: it is retried and, if it persists, ends in the dead letters, where someone will see it.
+/// one: it is retried with the ledger's backoff and, if it persists, the recipients end `EXPIRED`
+/// in the ledger, where someone will see it.
 /// The provider's text can quote the number: it is redacted before it goes anywhere.
 fn classify(e: SdkError<PublishError>) -> SendError {
     let text = flightwatch_domain::redact_phone_numbers(&crate::describe(&e));

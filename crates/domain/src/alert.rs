@@ -43,9 +43,9 @@ impl FromStr for AlertId {
     }
 }
 
-/// Whether the alert has reached the bus yet. `Pending` alerts are published by the outbox relay;
-/// `Failed` ones could not be processed at all (an unreadable row) and were set aside, logged
-/// with their error, so that they stop holding up the alerts behind them.
+/// Whether every recipient of the alert has been on the bus yet. `Pending` ones are handed out by
+/// the relay; `Failed` ones could not be processed at all (an unreadable row) and were set aside,
+/// logged with their error, so that they stop holding up the alerts behind them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Publication {

@@ -71,8 +71,8 @@ pub enum InvocationError {
     /// The router's response could not be turned into API Gateway's format.
     #[error("serving the request failed: {0}")]
     RequestFailed(#[source] serde_json::Error),
-    /// The scheduled outbox relay failed; the next schedule runs it again.
-    #[error("the outbox relay failed: {0}")]
+    /// The scheduled relay failed; the next schedule runs it again.
+    #[error("the relay failed: {0}")]
     RelayFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An SNS notification could not be handled (an unreadable report, the ledger unreachable):
     /// Lambda retries it, then sends it to the on-failure destination.

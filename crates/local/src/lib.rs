@@ -380,7 +380,7 @@ async fn relay_forever(
                 tracing::info!(report = ?r, "relay pass")
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox relay pass failed"),
+            Err(e) => tracing::warn!(error = %e, "relay pass failed"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The storage logic of the flights and alerts functions, written once for every database: each
 //! SQL flow (register and merge, record an alert with its recipients and outbox entry,
-//! idempotency keys, duplicate events, keyset listing, claiming and marking publication, expiry)
-//! lives here. What MySQL and SQLite spell differently sits in one small trait, `Dialect`,
+//! idempotency keys, duplicate events, keyset listing, the delivery ledger's hand-outs and reports,
+//! expiry) lives here. What MySQL and SQLite spell differently sits in one small trait, `Dialect`,
 //! implemented for each in `mysql.rs` and `sqlite.rs` (features `mysql`, `sqlite`; their
 //! migrations stay in `flightwatch-mysql` and `flightwatch-sqlite`): how values are bound and read
 //! (time encodings, unsigned ids), `GREATEST`, row locking, the passengers upsert, how a write

@@ -250,47 +250,95 @@ impl<DB: Dialect> DeliveryLedger for SqlAlertStore<DB> {
             };
             let attempt = i64::from(report.attempt);
             let retry_at = timing::after(now, timing::backoff(report.attempt));
-            let mut changed = 0;
+            // One statement per kind of outcome (and per 200 recipients), not per recipient.
+            let mut sent: Vec<(&str, &str)> = Vec::new();
+            let mut failed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            let (mut retry, mut unknown, mut untried) = (Vec::new(), Vec::new(), Vec::new());
             for o in &report.outcomes {
                 let phone = o.phone.expose();
-                // A settled state never goes back to pending. A SENT report is the truth whatever
-                // the ledger had concluded (a failure for want of news, say); a failure settles
-                // only what is still pending; a retry or an untried recipient changes it only if
-                // it is still out on this very attempt, so a late report cannot undo a later one.
-                let (sql, args) = match &o.outcome {
-                    Outcome::Sent { message_id } => (
-                        "UPDATE alert_recipients SET state = 'SENT', message_id = ?, failure = NULL, \
-                         handed_out = 0, updated_at = ? \
-                         WHERE alert_seq = ? AND phone = ? AND state IN ('PENDING', 'FAILED') \
-                         AND (failure IS NULL OR failure <> 'UNDELIVERED')",
-                        vec![Arg::Text(message_id), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone)],
+                match &o.outcome {
+                    Outcome::Sent { message_id } => sent.push((phone, message_id.as_str())),
+                    Outcome::Failed { class } => {
+                        failed.entry(class.as_str()).or_default().push(phone)
+                    }
+                    Outcome::Retry => retry.push(phone),
+                    Outcome::Unknown => unknown.push(phone),
+                    Outcome::Untried => untried.push(phone),
+                }
+            }
+            let mut changed = 0;
+            // A settled state never goes back to pending. A SENT report is the truth whatever the
+            // ledger had concluded (a failure for want of news, say); a failure settles only what
+            // is still pending; a retry, an untried or an unknown recipient changes only if it is
+            // still out on this very attempt, so a late report cannot undo a later one.
+            for chunk in sent.chunks(200) {
+                let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!(
+                    "UPDATE alert_recipients SET state = 'SENT', \
+                     message_id = CASE phone {cases} END, failure = NULL, handed_out = 0, \
+                     updated_at = ? WHERE alert_seq = ? AND phone IN ({marks}) \
+                     AND state IN ('PENDING', 'FAILED') \
+                     AND (failure IS NULL OR failure <> 'UNDELIVERED')"
+                );
+                let mut args = Vec::with_capacity(chunk.len() * 3 + 2);
+                for (phone, id) in chunk {
+                    args.extend([Arg::Text(phone), Arg::Text(id)]);
+                }
+                args.extend([Arg::Stamp(now), Arg::Int(seq)]);
+                args.extend(chunk.iter().map(|(phone, _)| Arg::Text(phone)));
+                changed += DB::exec(&mut tx, &sql, args).await?.rows;
+            }
+            let groups: Vec<(&str, Vec<Arg<'_>>, &[&str])> = failed
+                .iter()
+                .map(|(class, phones)| {
+                    (
+                        "SET state = 'FAILED', failure = ?, handed_out = 0, updated_at = ? \
+                         WHERE alert_seq = ? AND state = 'PENDING'",
+                        vec![Arg::Text(class), Arg::Stamp(now), Arg::Int(seq)],
+                        phones.as_slice(),
+                    )
+                })
+                .chain([
+                    (
+                        "SET handed_out = 0, due_at = ?, updated_at = ? WHERE alert_seq = ? \
+                         AND state = 'PENDING' AND handed_out <> 0 AND attempts = ?",
+                        vec![
+                            Arg::Stamp(retry_at),
+                            Arg::Stamp(now),
+                            Arg::Int(seq),
+                            Arg::Int(attempt),
+                        ],
+                        retry.as_slice(),
                     ),
-                    Outcome::Failed { class } => (
-                        "UPDATE alert_recipients SET state = 'FAILED', failure = ?, handed_out = 0, \
-                         updated_at = ? WHERE alert_seq = ? AND phone = ? AND state = 'PENDING'",
-                        vec![Arg::Text(class.as_str()), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone)],
+                    (
+                        "SET state = 'FAILED', failure = 'OUTCOME_UNKNOWN', handed_out = 0, \
+                         updated_at = ? WHERE alert_seq = ? AND state = 'PENDING' AND attempts = ?",
+                        vec![Arg::Stamp(now), Arg::Int(seq), Arg::Int(attempt)],
+                        unknown.as_slice(),
                     ),
-                    Outcome::Retry => (
-                        "UPDATE alert_recipients SET handed_out = 0, due_at = ?, updated_at = ? \
-                         WHERE alert_seq = ? AND phone = ? AND state = 'PENDING' \
-                         AND handed_out <> 0 AND attempts = ?",
-                        vec![Arg::Stamp(retry_at), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone), Arg::Int(attempt)],
+                    (
+                        "SET handed_out = 0, due_at = ?, attempts = attempts - 1, updated_at = ? \
+                         WHERE alert_seq = ? AND state = 'PENDING' AND handed_out <> 0 \
+                         AND attempts = ?",
+                        vec![
+                            Arg::Stamp(now),
+                            Arg::Stamp(now),
+                            Arg::Int(seq),
+                            Arg::Int(attempt),
+                        ],
+                        untried.as_slice(),
                     ),
-                    Outcome::Unknown => (
-                        "UPDATE alert_recipients SET state = 'FAILED', failure = 'OUTCOME_UNKNOWN', \
-                         handed_out = 0, updated_at = ? WHERE alert_seq = ? AND phone = ? \
-                         AND state = 'PENDING' AND attempts = ?",
-                        vec![Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone), Arg::Int(attempt)],
-                    ),
-                    Outcome::Untried => (
-                        "UPDATE alert_recipients SET handed_out = 0, due_at = ?, \
-                         attempts = attempts - 1, updated_at = ? \
-                         WHERE alert_seq = ? AND phone = ? AND state = 'PENDING' \
-                         AND handed_out <> 0 AND attempts = ?",
-                        vec![Arg::Stamp(now), Arg::Stamp(now), Arg::Int(seq), Arg::Text(phone), Arg::Int(attempt)],
-                    ),
-                };
-                changed += DB::exec(&mut tx, sql, args).await?.rows;
+                ])
+                .collect();
+            for (clause, head, phones) in groups {
+                for chunk in phones.chunks(200) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!("UPDATE alert_recipients {clause} AND phone IN ({marks})");
+                    let mut args = head.clone();
+                    args.extend(chunk.iter().map(|phone| Arg::Text(phone)));
+                    changed += DB::exec(&mut tx, &sql, args).await?.rows;
+                }
             }
             tx.commit().await?;
             Ok(changed)

@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from lambda_env import lambda_env
+
 BIN_DIR = sys.argv[1]
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 first_next = threading.Event()
@@ -38,22 +40,12 @@ threading.Thread(target=server.serve_forever, daemon=True).start()
 port = server.server_address[1]
 
 env = {
-    "PATH": os.environ["PATH"],
-    "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
-    "AWS_LAMBDA_FUNCTION_NAME": "bench",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
-    "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
+    **lambda_env(os.environ["PATH"], port),
     # As in Lambda with settings at hand: flights and alerts build their (lazy) pool from it.
     "DATABASE_URL": "mysql://bench:bench@127.0.0.1:3306/bench",
     "FLIGHTWATCH_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench",
     "FLIGHTWATCH_SMS_CLAIMS_BUCKET": "bench-sms-claims",
     "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-reports",
-    "RUST_LOG": "warn",
 }
 
 

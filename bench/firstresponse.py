@@ -33,6 +33,8 @@ from pathlib import Path
 
 import boto3
 
+from lambda_env import lambda_env
+
 BIN_DIR = sys.argv[1]
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "lambda" / "fixtures"
@@ -130,22 +132,12 @@ for fn in ("flights", "alerts"):
                   Body=jdbc(os.environ[f"BENCH_DATABASE_URL_{fn.upper()}"]))
 
 base_env = {
-    "PATH": os.environ["PATH"],
-    "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
-    "AWS_LAMBDA_FUNCTION_NAME": "bench",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
-    "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
+    **lambda_env(os.environ["PATH"], port),
     "AWS_ENDPOINT_URL": MOTO,
     "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
     "FLIGHTWATCH_ALERTS_TOPIC_ARN": alerts_topic,
     "FLIGHTWATCH_SMS_CLAIMS_BUCKET": claims,
     "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": reports,
-    "RUST_LOG": "warn",
 }
 
 

@@ -5,7 +5,6 @@
 //! API key. A body that cannot be read, or a report that makes no alert, is acknowledged with
 //! the reason (200), so that the provider does not retry it forever.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -16,20 +15,18 @@ use chrono::{DateTime, Utc};
 use flightwatch_app::feed::{self, Received};
 use flightwatch_app::notify;
 use flightwatch_domain::feed::{Change, ProviderReport};
-use flightwatch_domain::ports::{AlertBus, AlertStore};
-use flightwatch_domain::{FlightNumber, SpendLimits};
+use flightwatch_domain::FlightNumber;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::AlertsState;
 use crate::problem::ApiError;
 
-/// What the feed handler borrows, built once per cold start.
+/// What the feed handler borrows, built once per cold start: the alerts API's own state (a push
+/// is a notification by another door), and the feed's settings.
 #[derive(Clone)]
 pub struct FeedsState {
-    pub store: Arc<dyn AlertStore>,
-    pub bus: Arc<dyn AlertBus>,
-    pub limits: SpendLimits,
-    pub sms_per_second: Option<std::num::NonZeroU32>,
+    pub alerts: AlertsState,
     /// The token FlightAware's configured endpoint URL carries.
     pub token: SecretString,
     /// A new departure at least this much later than scheduled is a delay.
@@ -100,11 +97,12 @@ async fn flightaware(
             ))));
         }
     };
-    let limits = notify::Limits::now(state.limits, state.sms_per_second);
+    let alerts = &state.alerts;
+    let limits = notify::Limits::now(alerts.limits, alerts.sms_per_second);
     let received = feed::receive(
-        state.store.as_ref(),
-        state.store.as_ref(),
-        state.bus.as_ref(),
+        alerts.store.as_ref(),
+        alerts.store.as_ref(),
+        alerts.bus.as_ref(),
         &report,
         state.delay_threshold,
         limits,

@@ -80,7 +80,7 @@ pub async fn publish(
             return Err(e.into());
         }
         store
-            .confirm(handout.alert.id, handout.attempt, &message.recipients, now)
+            .confirm(handout.alert.seq, handout.attempt, &message.recipients, now)
             .await?;
     }
     tracing::info!("recipients handed out");

@@ -208,14 +208,14 @@ impl Outbox for FakeAlerts {
 
     async fn confirm(
         &self,
-        id: AlertId,
+        seq: i64,
         _: u32,
         _: &[PhoneNumber],
         _: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let ledger = self.ledger.lock().unwrap();
         for (a, _) in self.alerts.lock().unwrap().iter_mut() {
-            if a.id == id && ledger[&a.seq].iter().all(|(_, out)| *out) {
+            if a.seq == seq && ledger[&a.seq].iter().all(|(_, out)| *out) {
                 a.publication = Publication::Published;
             }
         }

@@ -341,7 +341,7 @@ pub async fn a_relay_stopped_half_way_hands_out_the_rest_after_the_wait(b: &Back
     assert_eq!(messages.len(), 2);
     sim.topic.publish(&messages[0]).await.unwrap();
     b.alerts
-        .confirm(sim.alert, 1, &messages[0].recipients, sim.now)
+        .confirm(handout.alert.seq, 1, &messages[0].recipients, sim.now)
         .await
         .unwrap();
     sim.deliver().await;

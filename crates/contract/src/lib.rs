@@ -744,10 +744,6 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap()
-}
-
 /// What a hand-out claims, when all of it is readable.
 fn ready(claimed: Vec<Claimed>) -> Vec<Handout> {
     claimed
@@ -783,15 +779,15 @@ pub async fn due_recipients_are_handed_out_once_until_their_wait_ends(b: &Backen
         "all out"
     );
     // Unconfirmed by the bus: due again once the wait for a report is over, not before.
-    let almost = later(t, timing::UNCONFIRMED_WAIT - SECOND);
+    let almost = timing::after(t, timing::UNCONFIRMED_WAIT - SECOND);
     assert_eq!(b.alerts.settle(almost).await.unwrap(), Settled::default());
-    let over = later(t, timing::UNCONFIRMED_WAIT);
+    let over = timing::after(t, timing::UNCONFIRMED_WAIT);
     assert_eq!(b.alerts.settle(over).await.unwrap().unconfirmed, 3);
     let again = ready(b.alerts.hand_out(None, 10, None, over).await.unwrap());
     assert_eq!((again[0].attempt, again[0].recipients.len()), (2, 3));
     // Confirmed: published, and waiting for the report; unknown once that wait is over.
     b.alerts
-        .confirm(alert.id, 2, &again[0].recipients, over)
+        .confirm(alert.seq, 2, &again[0].recipients, over)
         .await
         .unwrap();
     let query = AlertQuery {
@@ -801,7 +797,7 @@ pub async fn due_recipients_are_handed_out_once_until_their_wait_ends(b: &Backen
     let listed = b.alerts.list(&query).await.unwrap();
     assert_eq!(listed[0].0.publication, Publication::Published);
     assert_eq!(listed[0].1.pending, 3);
-    let gone = later(over, timing::REPORT_WAIT);
+    let gone = timing::after(over, timing::REPORT_WAIT);
     assert_eq!(b.alerts.settle(gone).await.unwrap().unknown, 3);
     assert!(b
         .alerts
@@ -866,7 +862,7 @@ pub async fn a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait(b:
     // Not before its wait; handed out by the relay once it is over.
     let pass = |t| publish::relay(b.alerts.as_ref(), &bus, None, SECOND, t);
     assert_eq!(pass(t).await.unwrap(), publish::RelayReport::default());
-    let over = later(t, timing::UNCONFIRMED_WAIT);
+    let over = timing::after(t, timing::UNCONFIRMED_WAIT);
     assert_eq!(pass(over).await.unwrap().handed_out, 3);
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
@@ -896,7 +892,7 @@ pub async fn a_big_alert_hands_out_again_only_the_part_the_bus_refused(b: &Backe
             .is_err()
     );
     assert_eq!(bus.published.lock().unwrap().len(), 1);
-    let over = later(t, timing::UNCONFIRMED_WAIT);
+    let over = timing::after(t, timing::UNCONFIRMED_WAIT);
     publish::relay(b.alerts.as_ref(), &bus, None, SECOND, over)
         .await
         .unwrap();
@@ -1030,7 +1026,7 @@ pub async fn an_unreadable_alert_is_set_aside_and_the_others_handed_out(b: &Back
         "its recipients visibly failed"
     );
     // Set aside for good: later passes do not pick it up again.
-    let over = later(t, timing::UNCONFIRMED_WAIT);
+    let over = timing::after(t, timing::UNCONFIRMED_WAIT);
     assert_eq!(
         publish::relay(b.alerts.as_ref(), &bus, None, SECOND, over)
             .await

@@ -48,13 +48,10 @@ impl fmt::Display for DeliveryState {
 impl FromStr for DeliveryState {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "PENDING" => Ok(Self::Pending),
-            "SENT" => Ok(Self::Sent),
-            "DELIVERED" => Ok(Self::Delivered),
-            "FAILED" => Ok(Self::Failed),
-            _ => Err("not a delivery state"),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or("not a delivery state")
     }
 }
 

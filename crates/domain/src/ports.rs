@@ -260,11 +260,12 @@ pub trait Outbox: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError>;
 
-    /// The bus took these recipients' message: they now wait for the sms function's report.
-    /// The alert is marked published once all its recipients have been on the bus.
+    /// The bus took these recipients' message (of the alert stored as `seq`, which a hand-out
+    /// carries): they now wait for the sms function's report. The alert is marked published
+    /// once all its recipients have been on the bus.
     async fn confirm(
         &self,
-        alert: AlertId,
+        seq: i64,
         attempt: u32,
         recipients: &[PhoneNumber],
         now: DateTime<Utc>,

@@ -228,16 +228,17 @@ pub async fn build(
         }
     };
 
+    let alerts_state = AlertsState {
+        store: alerts.clone(),
+        bus: bus.clone(),
+        limits: options.limits,
+        sms_per_second: options.policy.per_second,
+    };
     let api = Router::new()
         .merge(flightwatch_api::flights::router(FlightsState {
             store: flights.clone(),
         }))
-        .merge(flightwatch_api::alerts::router(AlertsState {
-            store: alerts.clone(),
-            bus: bus.clone(),
-            limits: options.limits,
-            sms_per_second: options.policy.per_second,
-        }))
+        .merge(flightwatch_api::alerts::router(alerts_state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });
     let api = match &options.api_key {
         Some(key) => {
@@ -248,10 +249,7 @@ pub async fn build(
     // Provider pushes are not behind the API key: the feed's own token guards them.
     let feeds = match &options.flightaware {
         Some(feed) => flightwatch_api::feeds::router(flightwatch_api::feeds::FeedsState {
-            store: alerts.clone(),
-            bus: bus.clone(),
-            limits: options.limits,
-            sms_per_second: options.policy.per_second,
+            alerts: alerts_state.clone(),
             token: feed.token.clone(),
             delay_threshold: feed.delay_threshold,
         }),

@@ -466,7 +466,11 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
         let mut claimed = Vec::new();
         for (seq, phones) in due {
             let handed = async {
+                let alert = load_alert::<DB>(&mut tx, seq).await?;
+                let flight = facts::<DB>(&mut tx, seq, &alert).await?;
                 let wait = timing::after(now, timing::UNCONFIRMED_WAIT);
+                // Marked out, then read back with their attempts: one message says one attempt.
+                let mut by_attempt = std::collections::BTreeMap::<u32, Vec<PhoneNumber>>::new();
                 for chunk in phones.chunks(500) {
                     let marks = vec!["?"; chunk.len()].join(", ");
                     let sql = format!(
@@ -476,13 +480,6 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
                     let mut args = vec![Arg::Int(UNCONFIRMED), Arg::Stamp(wait), Arg::Int(seq)];
                     args.extend(chunk.iter().map(|p| Arg::Text(p)));
                     DB::exec(&mut tx, &sql, args).await?;
-                }
-                let alert = load_alert::<DB>(&mut tx, seq).await?;
-                let flight = facts::<DB>(&mut tx, seq, &alert).await?;
-                // By attempt: one message says one attempt.
-                let mut by_attempt = std::collections::BTreeMap::<u32, Vec<PhoneNumber>>::new();
-                for chunk in phones.chunks(500) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
                     let sql = format!(
                         "SELECT phone, attempts FROM alert_recipients \
                          WHERE alert_seq = ? AND phone IN ({marks}) ORDER BY phone"
@@ -545,21 +542,13 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
 
     async fn confirm(
         &self,
-        alert: AlertId,
+        seq: i64,
         attempt: u32,
         recipients: &[PhoneNumber],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let result = async {
             let mut conn = self.pool.acquire().await?;
-            let id = alert.to_string();
-            let rows = DB::fetch_all(
-                &mut conn,
-                "SELECT seq FROM alerts WHERE alert_id = ?",
-                vec![Arg::Text(&id)],
-            )
-            .await?;
-            let seq = DB::int(rows.first().ok_or(sqlx::Error::RowNotFound)?, "seq")?;
             let wait = timing::after(now, timing::REPORT_WAIT);
             for chunk in recipients.chunks(500) {
                 let marks = vec!["?"; chunk.len()].join(", ");

@@ -26,19 +26,17 @@ async fn main() -> Result<(), flightwatch_lambda::Error> {
     let bus: Arc<dyn AlertBus> = Arc::new(LazySnsTopic::new(topic));
     let limits = SpendLimits::per_day(settings.alerts_per_flight_per_day);
     let per_second = settings.sms_per_second;
-    let mut app = router(AlertsState {
+    let state = AlertsState {
         store: store.clone(),
         bus: bus.clone(),
         limits,
         sms_per_second: per_second,
-    });
+    };
+    let mut app = router(state.clone());
     // FlightAware's pushes, when a token is configured.
     if let Some(feed) = settings.flightaware {
         app = app.merge(flightwatch_api::feeds::router(FeedsState {
-            store: store.clone(),
-            bus: bus.clone(),
-            limits,
-            sms_per_second: per_second,
+            alerts: state,
             token: feed.token,
             delay_threshold: feed.delay_threshold,
         }));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub mod moto;
 
-use flightwatch_local::{LocalStack, Options, SnsOptions, Stores};
+use flightwatch_local::{LocalStack, Options, SnsOptions, Stores, WatchOptions};
 use flightwatch_mysql::provision::FunctionPools;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -46,19 +46,52 @@ impl Harness {
         let users = FunctionPools::provision(&pool, 5)
             .await
             .expect("migrations and function users");
-        Self::serve(Stores::mysql_as(&users), Db::MySql(pool), sns, temp_dir()).await
+        let stores = Stores::mysql_as(&users);
+        Self::serve(stores, Db::MySql(pool), sns, None, temp_dir()).await
     }
 
     /// The stack on a fresh embedded SQLite database, as `scripts/dev.sh` runs by default.
     pub async fn start_sqlite() -> Self {
+        Self::start_sqlite_with(None).await
+    }
+
+    /// The stack with every registered flight watched at the AeroAPI `watch` names (the fake
+    /// provider), on MySQL as the functions' own users or on SQLite.
+    pub async fn start_watching(pool: Option<MySqlPool>, watch: WatchOptions) -> Self {
+        match pool {
+            Some(pool) => {
+                let users = FunctionPools::provision(&pool, 5)
+                    .await
+                    .expect("migrations and function users");
+                let stores = Stores::mysql_as(&users);
+                Self::serve(stores, Db::MySql(pool), None, Some(watch), temp_dir()).await
+            }
+            None => Self::start_sqlite_with(Some(watch)).await,
+        }
+    }
+
+    async fn start_sqlite_with(watch: Option<WatchOptions>) -> Self {
         let dir = temp_dir();
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("flightwatch.db").display());
         let pool = flightwatch_sqlite::open(&url).await.expect("sqlite opens");
-        Self::serve(Stores::sqlite(pool.clone()), Db::Sqlite(pool), None, dir).await
+        Self::serve(
+            Stores::sqlite(pool.clone()),
+            Db::Sqlite(pool),
+            None,
+            watch,
+            dir,
+        )
+        .await
     }
 
-    async fn serve(stores: Stores, db: Db, sns: Option<SnsOptions>, dir: PathBuf) -> Self {
+    async fn serve(
+        stores: Stores,
+        db: Db,
+        sns: Option<SnsOptions>,
+        watch: Option<WatchOptions>,
+        dir: PathBuf,
+    ) -> Self {
         let outbox = dir.join("sms-outbox.jsonl");
         let options = Options {
             api_key: Some(API_KEY.into()),
@@ -70,6 +103,7 @@ impl Harness {
                 token: FEED_TOKEN.to_owned().into(),
                 delay_threshold: flightwatch_domain::feed::DEFAULT_DELAY_THRESHOLD,
             }),
+            watch,
             sns,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -85,7 +119,10 @@ impl Harness {
         });
         Self {
             base,
-            http: reqwest::Client::new(),
+            http: {
+                flightwatch_aeroapi::install_crypto_provider();
+                reqwest::Client::new()
+            },
             db,
             outbox,
             dir,

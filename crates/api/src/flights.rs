@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flightwatch_domain::flight::{parse_time, FlightSummary, RegistrationError};
-use flightwatch_domain::ports::FlightStore;
+use flightwatch_domain::ports::{FlightAnnouncements, FlightStore};
 use flightwatch_domain::{
     AirportCode, Email, FlightIdError, FlightKey, FlightNumber, FlightRegistration, Passenger,
     PassengerName, PhoneNumber,
@@ -21,10 +21,12 @@ use crate::body::{Fields, JsonBody};
 use crate::problem::ApiError;
 use crate::wire;
 
-/// What the flights handlers borrow: the store, built once per cold start.
+/// What the flights handlers borrow, built once per cold start: the store, and where
+/// registrations are announced (off: `None`).
 #[derive(Clone)]
 pub struct FlightsState {
     pub store: Arc<dyn FlightStore>,
+    pub announcements: Option<Arc<dyn FlightAnnouncements>>,
 }
 
 pub fn router(state: FlightsState) -> Router {
@@ -183,7 +185,12 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let registration = request.parse()?;
     tracing::Span::current().record("flight_number", registration.key().number.as_str());
-    let registered = flightwatch_app::register(state.store.as_ref(), &registration).await?;
+    let registered = flightwatch_app::register(
+        state.store.as_ref(),
+        state.announcements.as_deref(),
+        &registration,
+    )
+    .await?;
     tracing::Span::current().record("created", registered.created);
     let body = Json(FlightResponse::from(&registered.flight));
     Ok(if registered.created {

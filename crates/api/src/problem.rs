@@ -55,7 +55,7 @@ pub enum ApiError {
     /// 503 with `Retry-After`: a fault that passes by itself (the database unreachable, busy or
     /// in a deadlock).
     #[error("the service is temporarily unavailable; retry in a few seconds")]
-    Unavailable(#[source] StoreError),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// 500: anything unexpected, including storage faults that will not pass by themselves (a
     /// missing grant, an unreadable row): retrying would not help, so no `Retry-After`.
     #[error("internal error")]
@@ -118,6 +118,8 @@ impl From<flightwatch_domain::ports::RegisterError> for ApiError {
         match e {
             RegisterError::Full { .. } => Self::Conflict(e.to_string()),
             RegisterError::Store(e) => e.into(),
+            // Stored, not announced: the same request again announces it.
+            RegisterError::NotAnnounced(e) => Self::Unavailable(Box::new(e)),
         }
     }
 }
@@ -138,7 +140,7 @@ impl From<flightwatch_domain::Refusal> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         if e.is_transient() {
-            Self::Unavailable(e)
+            Self::Unavailable(Box::new(e))
         } else {
             Self::Internal(Box::new(e))
         }

@@ -17,22 +17,37 @@ pub mod feed;
 pub mod idempotency;
 pub mod notify;
 pub mod relay;
+pub mod watch;
 
 use flightwatch_domain::flight::FlightSummary;
 use flightwatch_domain::ports::{
-    AlertListing, DeliveryLedger, FlightStore, RegisterError, Registered, StoreError,
+    AlertListing, DeliveryLedger, FlightAnnouncements, FlightStore, RegisterError, Registered,
+    StoreError,
 };
+use flightwatch_domain::watch::FlightRegistered;
 use flightwatch_domain::{
     Alert, AlertId, AlertQuery, CarrierOutcome, DeliveryCounts, DeliveryReport, FlightKey,
     FlightRegistration, Passenger, RecipientDelivery,
 };
 
-/// Registers a flight, or merges it into the registered one (unless that overfills it).
+/// Registers a flight, or merges it into the registered one (unless that overfills it), then
+/// announces it, when announcements are on, for a flight-status provider to watch. Announced
+/// after every registration, merged or not: after a failed announcement the caller's retry
+/// announces again, and watching is idempotent.
 pub async fn register(
     store: &dyn FlightStore,
+    announcements: Option<&dyn FlightAnnouncements>,
     registration: &FlightRegistration,
 ) -> Result<Registered, RegisterError> {
-    store.register(registration).await
+    let registered = store.register(registration).await?;
+    if let Some(announcements) = announcements {
+        let message = FlightRegistered::new(registered.flight.schedule());
+        announcements
+            .registered(&message)
+            .await
+            .map_err(RegisterError::NotAnnounced)?;
+    }
+    Ok(registered)
 }
 
 /// A registered flight with its passengers.

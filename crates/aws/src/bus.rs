@@ -1,9 +1,11 @@
-//! SNS topics between the functions: the alerts bus (alert messages to the sms function) and the
-//! delivery reports (the sms function's outcomes back to the alerts function).
+//! SNS topics between the functions: the alerts bus (alert messages to the sms function), the
+//! delivery reports (the sms function's outcomes back to the alerts function) and the flight
+//! events (registrations, from the flights function to the watch function).
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
-use flightwatch_domain::ports::{AlertBus, BusError, DeliveryReports};
+use flightwatch_domain::ports::{AlertBus, BusError, DeliveryReports, FlightAnnouncements};
+use flightwatch_domain::watch::FlightRegistered;
 use flightwatch_domain::{AlertMessage, DeliveryReport};
 
 /// Publishes to one topic: alert messages on the alerts topic (the sms function is subscribed to
@@ -79,7 +81,23 @@ impl DeliveryReports for SnsTopic {
     }
 }
 
-/// An alerts topic whose SDK configuration and client are built on the first publish, not at
+#[async_trait]
+impl FlightAnnouncements for SnsTopic {
+    async fn registered(&self, message: &FlightRegistered) -> Result<(), BusError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message.to_json())
+            .message_attributes("version", attribute("Number", message.version.to_string())?)
+            .message_attributes("event", attribute("String", "REGISTERED".to_owned())?)
+            .send()
+            .await
+            .map_err(|e| BusError(crate::describe(&e).into()))?;
+        Ok(())
+    }
+}
+
+/// A topic whose SDK configuration and client are built on the first publish, not at
 /// cold start: most of the alerts function's invocations (`GET /alerts`, delivery reports, a
 /// relay pass with nothing due) never publish, and building them (the credential chain, the TLS
 /// client and its roots) is most of the function's start-up time.
@@ -110,5 +128,12 @@ impl LazySnsTopic {
 impl AlertBus for LazySnsTopic {
     async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
         self.topic().await.publish(message).await
+    }
+}
+
+#[async_trait]
+impl FlightAnnouncements for LazySnsTopic {
+    async fn registered(&self, message: &FlightRegistered) -> Result<(), BusError> {
+        self.topic().await.registered(message).await
     }
 }

@@ -21,7 +21,9 @@ pub use flightwatch_config::ConfigSource;
 #[cfg(feature = "sns")]
 pub use sender::SnsSmsSender;
 #[cfg(feature = "s3")]
-pub use settings::{database_settings, load_database_settings, LoadError};
+pub use settings::{
+    database_settings, load_aeroapi_key, load_database_settings, read_text, LoadError,
+};
 #[cfg(all(feature = "claims", feature = "sns"))]
 pub use sms_clients::{LazySmsClients, SmsClientSettings};
 

@@ -46,29 +46,13 @@ pub async fn database_settings(
             })
         }
         ConfigSource::S3 { bucket, key } => {
-            let s3_error = |cause: String| LoadError::S3 {
+            let s3 = s3.ok_or_else(|| LoadError::S3 {
                 bucket: bucket.clone(),
                 key: key.clone(),
-                cause,
-            };
-            let s3 = s3.ok_or_else(|| s3_error("no S3 client".into()))?;
-            let object = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| s3_error(crate::describe(&e)))?;
-            let bytes = object
-                .body
-                .collect()
-                .await
-                .map_err(|e| s3_error(crate::describe(&e)))?
-                .into_bytes();
-            let text = std::str::from_utf8(&bytes).map_err(|_| LoadError::NotText {
-                bucket: bucket.clone(),
-                key: key.clone(),
+                cause: "no S3 client".into(),
             })?;
+            let text = read_text(s3, bucket, key).await?;
+            let text = text.as_str();
             let settings = DatabaseSettings::from_jdbc_properties(text).map_err(|error| {
                 LoadError::Invalid {
                     source_name: format!("s3://{bucket}/{key}"),
@@ -79,4 +63,47 @@ pub async fn database_settings(
             Ok(settings)
         }
     }
+}
+
+/// A text file in S3 (a properties file the deployment wrote).
+pub async fn read_text(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<String, LoadError> {
+    let s3_error = |cause: String| LoadError::S3 {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        cause,
+    };
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_error(crate::describe(&e)))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| s3_error(crate::describe(&e)))?
+        .into_bytes();
+    String::from_utf8(bytes.to_vec()).map_err(|_| LoadError::NotText {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    })
+}
+
+/// The watch function's AeroAPI key, from its properties file in S3; `None` when it has none.
+pub async fn load_aeroapi_key(
+    bucket: &str,
+    key: &str,
+) -> Result<Option<secrecy::SecretString>, LoadError> {
+    let s3 = crate::s3_client(&crate::sdk_config().await);
+    let text = read_text(&s3, bucket, key).await?;
+    flightwatch_config::aeroapi_key(&text).map_err(|error| LoadError::Invalid {
+        source_name: format!("s3://{bucket}/{key}"),
+        error,
+    })
 }

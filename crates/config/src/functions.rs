@@ -91,12 +91,24 @@ fn topic(name: &'static str) -> Result<TopicArn, ConfigError> {
 #[derive(Clone, Debug)]
 pub struct FlightsSettings {
     pub database: ConfigSource,
+    /// `FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN`: where registrations are announced, for the watch
+    /// function; `None`: not announced.
+    pub flight_events_topic: Option<TopicArn>,
 }
 
 impl FlightsSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
+        const TOPIC: &str = "FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN";
         Ok(Self {
             database: ConfigSource::from_env()?,
+            flight_events_topic: optional_env(TOPIC)
+                .map(|arn| {
+                    TopicArn::parse(&arn).map_err(|why| ConfigError::Invalid {
+                        key: TOPIC,
+                        why: why.to_owned(),
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -208,6 +220,64 @@ pub fn alerts_per_flight_per_day() -> Result<Option<u32>, ConfigError> {
         .transpose()
 }
 
+/// The watch function: off (it acknowledges its events and does nothing) unless both the feed's
+/// token and an AeroAPI key are configured.
+#[derive(Clone, Debug)]
+pub struct WatchSettings {
+    /// The properties file (`aeroapi.key=...`) in S3: `FLIGHTWATCH_CONFIG_BUCKET` and
+    /// `FLIGHTWATCH_CONFIG_KEY`. Read on the first event; the key is a secret.
+    pub config_bucket: String,
+    pub config_key: String,
+    /// `FLIGHTWATCH_AEROAPI_URL`: AeroAPI's base URL; `None`, the real one.
+    pub aeroapi_url: Option<String>,
+    /// Where AeroAPI is to deliver: `FLIGHTWATCH_FEED_URL` with the token of
+    /// `FLIGHTWATCH_FLIGHTAWARE_TOKEN`; `None` when no token is set (the feed is off).
+    pub feed_url: Option<SecretString>,
+}
+
+impl WatchSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let feed_url = match FeedSettings::from_env()? {
+            None => None,
+            Some(feed) => Some(feed_url(
+                &required_env("FLIGHTWATCH_FEED_URL")?,
+                &feed.token,
+            )?),
+        };
+        Ok(Self {
+            config_bucket: required_env("FLIGHTWATCH_CONFIG_BUCKET")?,
+            config_key: required_env("FLIGHTWATCH_CONFIG_KEY")?,
+            aeroapi_url: optional_env("FLIGHTWATCH_AEROAPI_URL"),
+            feed_url,
+        })
+    }
+}
+
+/// The feed's URL as the provider is to call it: `base` (`https://.../feeds/flightaware`) with
+/// the token. A secret, since the token is.
+pub fn feed_url(base: &str, token: &SecretString) -> Result<SecretString, ConfigError> {
+    let ok = (base.starts_with("https://") || base.starts_with("http://")) && !base.contains('?');
+    if !ok {
+        return Err(ConfigError::Invalid {
+            key: "FLIGHTWATCH_FEED_URL",
+            why: "must be the http(s) URL of POST /feeds/flightaware, without a query".into(),
+        });
+    }
+    Ok(SecretString::from(format!(
+        "{base}?token={}",
+        token.expose_secret()
+    )))
+}
+
+/// The AeroAPI key from the watch function's properties file (`aeroapi.key`); `None` when the
+/// file has none (watching is off).
+pub fn aeroapi_key(properties: &str) -> Result<Option<SecretString>, ConfigError> {
+    Ok(crate::parse_properties(properties)?
+        .remove("aeroapi.key")
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| SecretString::from(k.trim().to_owned())))
+}
+
 /// The sms function.
 #[derive(Clone, Debug)]
 pub struct SmsSettings {
@@ -256,6 +326,29 @@ mod tests {
         assert!(TopicArn::parse("flightwatch-alerts").is_err());
         assert!(TopicArn::parse("arn:aws:sqs:us-east-1:123456789012:q").is_err());
         assert!(TopicArn::parse("arn:aws:sns:us-east-1:1234:t").is_err());
+    }
+
+    #[test]
+    fn the_feed_url_carries_the_token_and_the_key_comes_from_the_properties() {
+        let token = SecretString::from("t".repeat(32));
+        let url = feed_url(
+            "https://abc.execute-api.eu-west-1.amazonaws.com/dev/feeds/flightaware",
+            &token,
+        )
+        .expect("valid");
+        assert!(url
+            .expose_secret()
+            .ends_with(&format!("/feeds/flightaware?token={}", "t".repeat(32))));
+        assert!(feed_url("ftp://x/feeds", &token).is_err());
+        assert!(feed_url("https://x/feeds?a=b", &token).is_err());
+        let key = aeroapi_key("# watching\naeroapi.key = k3y\n").expect("parses");
+        assert_eq!(
+            key.map(|k| k.expose_secret().to_owned()),
+            Some("k3y".into())
+        );
+        assert!(aeroapi_key("# no AeroAPI key: watching is off\n")
+            .expect("parses")
+            .is_none());
     }
 
     #[test]

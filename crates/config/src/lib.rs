@@ -6,8 +6,8 @@
 mod functions;
 
 pub use functions::{
-    alerts_per_flight_per_day, sms_per_second, AlertsSettings, ConfigSource, FeedSettings,
-    FlightsSettings, SmsSettings, TopicArn,
+    aeroapi_key, alerts_per_flight_per_day, feed_url, sms_per_second, AlertsSettings, ConfigSource,
+    FeedSettings, FlightsSettings, SmsSettings, TopicArn, WatchSettings,
 };
 
 use std::collections::HashMap;

@@ -313,6 +313,19 @@ pub struct FlightSchedule {
     pub scheduled_departure: DateTime<FixedOffset>,
 }
 
+impl FlightSummary {
+    /// What the other functions may know of this flight: no passengers.
+    pub fn schedule(&self) -> FlightSchedule {
+        FlightSchedule {
+            flight_number: self.key.number.clone(),
+            departure_date: self.key.date,
+            origin: self.origin,
+            destination: self.destination,
+            scheduled_departure: self.departure,
+        }
+    }
+}
+
 impl FlightSchedule {
     pub fn key(&self) -> FlightKey {
         FlightKey {

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod message;
 pub mod ports;
 pub mod text;
+pub mod watch;
 
 pub use alert::{Alert, AlertId, AlertQuery, Publication};
 pub use contact::{redact_phone_numbers, Email, PassengerName, PhoneNumber};

@@ -1,8 +1,9 @@
 //! The ports: what the use cases need from the outside world, as traits shaped by use. Each
-//! function gets only the ports it may use (flights: `FlightStore`; alerts: `AlertStore`, that is
-//! `Notifications`, `AlertListing`, `DeliveryLedger` and `Outbox`, and `AlertBus`; sms:
-//! `SmsSender`, `SmsClaims` and `DeliveryReports`), mirroring each function's IAM and database
-//! grants; each use case takes only the part it needs.
+//! function gets only the ports it may use (flights: `FlightStore` and `FlightAnnouncements`;
+//! alerts: `AlertStore`, that is `Notifications`, `AlertListing`, `DeliveryLedger` and `Outbox`,
+//! and `AlertBus`; sms: `SmsSender`, `SmsClaims` and `DeliveryReports`; watch:
+//! `FlightWatcher`), mirroring each function's IAM and database grants; each use case takes only
+//! the part it needs.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::flight::{
 };
 use crate::limits::{Refusal, SpendLimits};
 use crate::message::AlertMessage;
+use crate::watch::{FlightRegistered, ProviderError, Watch, WatchRequest};
 
 /// Whether a storage failure may pass by itself. The adapter decides, since only it knows its
 /// database's error codes; callers decide what to do with it (503 and retry, or 500 and alarm).
@@ -76,6 +78,10 @@ pub enum RegisterError {
     Full { would_hold: u32, max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The flight is stored, but its announcement (for the flight-status provider to watch it)
+    /// did not go: the same request again changes nothing and announces it.
+    #[error("the flight is registered, but announcing it failed")]
+    NotAnnounced(#[source] BusError),
 }
 
 /// The flights function's store: flights and their passengers.
@@ -357,4 +363,25 @@ pub enum Claim {
 #[async_trait]
 pub trait DeliveryReports: Send + Sync {
     async fn report(&self, report: &DeliveryReport) -> Result<(), BusError>;
+}
+
+/// Where the flights function announces registrations (the flight events topic in AWS; the
+/// watch use case in-process locally), so that a flight-status provider can be asked to watch
+/// them without the flights function calling out of the VPC.
+#[async_trait]
+pub trait FlightAnnouncements: Send + Sync {
+    async fn registered(&self, message: &FlightRegistered) -> Result<(), BusError>;
+}
+
+/// A flight-status provider's watches (FlightAware AeroAPI alerts; AeroDataBox's web-hook
+/// subscriptions would fit the same shape): what happens to a watched flight is pushed to the
+/// feed endpoint the provider is configured with.
+#[async_trait]
+pub trait FlightWatcher: Send + Sync {
+    /// Every watch on the account, ours or not.
+    async fn watching(&self) -> Result<Vec<Watch>, ProviderError>;
+    /// Starts a watch; returns its id.
+    async fn watch(&self, request: &WatchRequest) -> Result<String, ProviderError>;
+    /// Ends a watch; one already gone is not an error.
+    async fn unwatch(&self, id: &str) -> Result<(), ProviderError>;
 }

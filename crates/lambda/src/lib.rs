@@ -1,7 +1,7 @@
 //! Lambda glue shared by the functions: API Gateway REST proxy events served by the same axum
 //! routers as the local stack, and the alerts function's other triggers: EventBridge's schedule
 //! that runs the relay, SNS with the sms function's delivery reports, and CloudWatch Logs with
-//! the carrier's delivery status.
+//! the carrier's delivery status; and the watch function's schedule and SNS announcements.
 
 pub mod carrier;
 
@@ -81,6 +81,12 @@ pub enum InvocationError {
     /// The carrier's delivery status could not be recorded: Lambda retries the batch.
     #[error("recording the carrier's delivery status failed: {0}")]
     CarrierStatusFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An event function's scheduled run failed; the next schedule runs it again.
+    #[error("the scheduled run failed: {0}")]
+    ScheduledRunFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An event of a kind this function is not subscribed to.
+    #[error("this function takes only its schedule and SNS events")]
+    UnexpectedEvent,
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -91,6 +97,8 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::RelayFailed(_) => "RelayFailed",
             InvocationError::NotificationFailed(_) => "NotificationFailed",
             InvocationError::CarrierStatusFailed(_) => "CarrierStatusFailed",
+            InvocationError::ScheduledRunFailed(_) => "ScheduledRunFailed",
+            InvocationError::UnexpectedEvent => "UnexpectedEvent",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -173,6 +181,45 @@ where
             .await
             .map_err(|never| match never {})?;
             serde_json::to_value(response).map_err(InvocationError::RequestFailed)
+        }
+    }))
+    .await
+}
+
+/// Serves an event function (the watch function): EventBridge's schedule through `on_schedule`,
+/// each SNS message through `on_message`, whose answers are the invocation's result. A failure
+/// fails the invocation, for Lambda to retry it and then hand it to the on-failure destination.
+pub async fn run_events<F, Fut, E, M, MFut, ME>(on_schedule: F, on_message: M) -> Result<(), Error>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Value, E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
+    M: Fn(String) -> MFut + Clone + Send + 'static,
+    MFut: Future<Output = Result<Value, ME>> + Send,
+    ME: std::error::Error + Send + Sync + 'static,
+{
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let on_schedule = on_schedule.clone();
+        let on_message = on_message.clone();
+        async move {
+            match Invocation::read(event.payload).map_err(InvocationError::UnreadableEvent)? {
+                Invocation::Schedule(_) => on_schedule()
+                    .await
+                    .map_err(|e| InvocationError::ScheduledRunFailed(Box::new(e))),
+                Invocation::Notifications(event) => {
+                    let mut answers = Vec::with_capacity(event.records.len());
+                    for record in event.records {
+                        let answer = on_message(record.sns.message)
+                            .await
+                            .map_err(|e| InvocationError::NotificationFailed(Box::new(e)))?;
+                        answers.push(answer);
+                    }
+                    Ok(Value::Array(answers))
+                }
+                Invocation::CarrierStatus(_) | Invocation::Request(_) => {
+                    Err(InvocationError::UnexpectedEvent)
+                }
+            }
         }
     }))
     .await

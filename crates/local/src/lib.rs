@@ -6,8 +6,10 @@
 
 mod bus;
 mod delivery;
+pub mod fake_aeroapi;
 mod files;
 pub mod gateway;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use bus::{FileClaims, InProcessBus, Publisher};
 pub use delivery::LedgerReports;
 pub use files::JsonLinesSender;
+pub use watch::{InProcessWatch, WatchOptions};
 
 /// How the local stack is set up; `from_env` reads the documented environment variables.
 #[derive(Clone, Debug)]
@@ -50,6 +53,8 @@ pub struct Options {
     pub limits: flightwatch_domain::SpendLimits,
     /// FlightAware pushes on `POST /feeds/flightaware`, when a token is set.
     pub flightaware: Option<flightwatch_config::FeedSettings>,
+    /// Registered flights watched at this AeroAPI (needs `flightaware`).
+    pub watch: Option<WatchOptions>,
     /// When set, the alerts bus and SMS go through SNS (moto, with `AWS_ENDPOINT_URL`).
     pub sns: Option<SnsOptions>,
 }
@@ -73,6 +78,20 @@ impl Options {
             ),
             None => Duration::from_secs(5),
         };
+        // One variable wires a provider: the feed gets a random token unless one is given.
+        let watch = var("FLIGHTWATCH_AEROAPI_URL").map(|aeroapi_url| WatchOptions {
+            aeroapi_url,
+            aeroapi_key: var("FLIGHTWATCH_AEROAPI_KEY")
+                .unwrap_or_else(|| "local".into())
+                .into(),
+        });
+        let flightaware = match (flightwatch_config::FeedSettings::from_env()?, &watch) {
+            (None, Some(_)) => Some(flightwatch_config::FeedSettings {
+                token: random_token().into(),
+                delay_threshold: flightwatch_domain::feed::DEFAULT_DELAY_THRESHOLD,
+            }),
+            (feed, _) => feed,
+        };
         Ok(Self {
             api_key: var("FLIGHTWATCH_API_KEY"),
             sms_outbox: var("FLIGHTWATCH_SMS_OUTBOX")
@@ -86,7 +105,8 @@ impl Options {
             limits: flightwatch_domain::SpendLimits::per_day(
                 flightwatch_config::alerts_per_flight_per_day()?,
             ),
-            flightaware: flightwatch_config::FeedSettings::from_env()?,
+            flightaware,
+            watch,
             sns: var("FLIGHTWATCH_ALERTS_TOPIC_ARN").map(|alerts_topic_arn| SnsOptions {
                 alerts_topic_arn,
                 reports_topic_arn: var("FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN"),
@@ -94,6 +114,12 @@ impl Options {
             }),
         })
     }
+}
+
+/// A feed token for a local run: 40 random letters and digits.
+fn random_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 40)
 }
 
 impl Options {
@@ -234,9 +260,24 @@ pub async fn build(
         limits: options.limits,
         sms_per_second: options.policy.per_second,
     };
+    let announcements = match (&options.watch, &options.flightaware) {
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!("watching needs the feed's token"),
+        (Some(watch), Some(feed)) => {
+            let feed_url = flightwatch_config::feed_url(
+                &format!("{public_url}/feeds/flightaware"),
+                &feed.token,
+            )?;
+            let watching = InProcessWatch::new(watch, feed_url)?;
+            watching.sweep_every(Duration::from_secs(3600));
+            tracing::info!(aeroapi = %watch.aeroapi_url, "registered flights are watched");
+            Some(Arc::new(watching) as Arc<dyn flightwatch_domain::ports::FlightAnnouncements>)
+        }
+    };
     let api = Router::new()
         .merge(flightwatch_api::flights::router(FlightsState {
             store: flights.clone(),
+            announcements,
         }))
         .merge(flightwatch_api::alerts::router(alerts_state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) });

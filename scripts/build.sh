@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Lambda binaries (flights, alerts, sms, and the deploy-time migrate) for
+# Builds the Lambda binaries (flights, alerts, sms, watch, and the deploy-time migrate) for
 # provided.al2023 with cargo-lambda (zig links against an old glibc): release profile (fat LTO,
 # opt-level s, stripped), target/lambda/<function>/bootstrap.zip, copied to
 # target/lambda/<function>.zip — the artifacts serverless.yml deploys.
@@ -41,18 +41,21 @@ fi
 lambda_dir=${FLIGHTWATCH_LAMBDA_DIR:-target/lambda}
 rm -rf "$lambda_dir"
 mkdir -p "$lambda_dir"
-fw_log "building flights, alerts, sms and migrate for $arch (release) into $lambda_dir"
+fw_log "building flights, alerts, sms, watch and migrate for $arch (release) into $lambda_dir"
 # One function at a time: built together, Cargo would unify their features, and each would link
 # every client any of them calls (flights: S3 only; sms: SNS only). Only the function packages:
 # the workspace's SQLite adapter never enters their build.
-for fn in flights alerts sms migrate; do
+for fn in flights alerts sms watch migrate; do
   cargo lambda build --release "$flag" --output-format zip --lambda-dir "$lambda_dir" -p "$fn"
 done
 # KiB zipped (arm64): function ceiling budget. sms rose with its claims (the S3 client, ~270 KiB):
 # the price of texting nobody twice; opt-level "z" with panic = "abort" then took 5 % off each.
+# watch: provisional, its ceiling is issue 13's budget until its first measured build sets it (as
+# the others: the measured size plus a little).
 limits="flights 2850 1536
 alerts 3050 2048
 sms 2520 2048
+watch 2048 2048
 migrate 1500 2048"
 over=()
 while read -r fn ceiling budget; do

@@ -3,7 +3,8 @@
 #   0. the preflight: what the stage needs of the account, checked before anything is created
 #   1. builds the Lambda binaries (scripts/build.sh)
 #   2. creates/updates the infra stack flightwatch-<stage>-infra, printing its events
-#   3. uploads each function's JDBC properties (encrypted) and renders .deploy/<stage>/params.json
+#   3. uploads each database function's JDBC properties and the watch function's settings
+#      (encrypted), and renders .deploy/<stage>/params.json
 #   4. deploys the functions and the API with Serverless (sls deploy)
 #   5. applies the migrations and provisions the functions' database users from inside the VPC
 #
@@ -19,7 +20,11 @@
 # Gateway's account-wide CloudWatch Logs role when missing), FLIGHTWATCH_INFRA_TEMPLATE (default
 # infra/infra.yaml), FLIGHTWATCH_INFRA_PARAMETERS ("Key=Value ..." for the infra template),
 # FLIGHTWATCH_SMS_SENDER_ID, FLIGHTWATCH_DEPLOY_DATABASE_URL (provision over this admin URL, e.g.
-# through a tunnel, instead of the in-VPC function);
+# through a tunnel, instead of the in-VPC function), FLIGHTWATCH_AEROAPI_KEY (the FlightAware
+# AeroAPI key the watch function uses, written to <stage>/watch.properties in the config bucket,
+# never printed; unset: watching is off, on every deploy without it), FLIGHTWATCH_FLIGHTAWARE_TOKEN
+# (the feed token, in the alerts and watch functions' environment), FLIGHTWATCH_AEROAPI_URL (another
+# AeroAPI base URL for the watch function, e.g. a fake provider; unset: the real one);
 # emulator only: FLIGHTWATCH_PACKAGE_FILTER (a command run on .serverless/ before deploying it).
 set -euo pipefail
 

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use flightwatch_api::alerts::{router, AlertsState};
+use flightwatch_api::flights::{router as flights_router, FlightsState};
 use flightwatch_app::relay;
 use flightwatch_aws::{
     database_settings, s3_client, ConfigSource, LoadError, S3Claims, SnsSmsSender, SnsTopic,
 };
 use flightwatch_domain::flight::parse_time;
+use flightwatch_domain::watch::FlightRegistered;
 use flightwatch_domain::ports::{AlertBus, Claim, FlightStore, OutgoingSms, SmsClaims, SmsSender};
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule,
@@ -399,4 +401,58 @@ async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool:
     for phone in &phones {
         assert!(!details.to_string().contains(&phone[4..]), "{details}");
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_registration_the_topic_did_not_take_is_a_503_and_the_same_request_announces_it(
+    pool: MySqlPool,
+) {
+    let users = flightwatch_mysql::provision::FunctionPools::provision(&pool, 2).await.unwrap();
+    let sdk = moto::sdk().await;
+    let name = moto::unique("late-flight-events");
+    let arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
+    let state = FlightsState {
+        store: Arc::new(flightwatch_mysql::MySqlFlightStore::new(
+            users.flights.clone(),
+        )),
+        announcements: Some(Arc::new(SnsTopic::from_config(&sdk, &arn))),
+    };
+    let body = json!({
+        "flightNumber": "UA123", "origin": "SFO", "destination": "JFK",
+        "scheduledDeparture": "2037-12-01T08:05:00-08:00",
+        "scheduledArrival": "2037-12-01T16:40:00-05:00",
+        "passengers": [{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+14155550100"}],
+    });
+    let register = || {
+        http::Request::post("/flights")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    // The topic does not exist: the flight is stored, the caller told to retry.
+    let resp = flights_router(state.clone())
+        .oneshot(register())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flights")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    // The topic is back: the same request changes nothing stored and announces the flight.
+    aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
+    let resp = flights_router(state).oneshot(register()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let sent = moto::topic_messages(&arn).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let announced = FlightRegistered::from_json(&sent[0]).unwrap();
+    assert_eq!(announced.flight, schedule());
+    assert!(!sent[0].contains("+1415") && !sent[0].contains("ada@"));
 }

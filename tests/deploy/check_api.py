@@ -11,8 +11,11 @@ template really carries the spec (paths, methods, the API-key requirement of eve
 the component schemas), that every operation is a Lambda proxy integration with the function
 that owns it and that API Gateway may invoke it, that the usage plan throttles and caps each
 key, that no function role grants anything on Resource "*" but the one documented SMS
-statement, and that each asynchronous on-failure destination is a queue or topic its function's
-role may send to, with no SQS right beyond that (on_failure_problems). Prints one line a check and `deploy-check: N passed, N failed`; exits 1 on a failure.
+statement, that each asynchronous on-failure destination is a queue or topic its function's
+role may send to, with no SQS right beyond that (on_failure_problems), and that the flight
+events go from flights (which may publish to that topic only) to watch, which is outside the VPC
+and may publish nothing (flight_events_problems). Prints one line a check and
+`deploy-check: N passed, N failed`; exits 1 on a failure.
 
 The API key, per operation: API Gateway requires an API key on a method only when that operation
 has its own security requirement naming the key (`apiKeyRequired`); a root-level `security` is
@@ -61,7 +64,12 @@ INTEGRATION_URI = re.compile(
 )
 # Environment the Rust functions read (names are fixed).
 FUNCTION_ENV = {
-    "FlightsLambdaFunction": {"FLIGHTWATCH_CONFIG_BUCKET", "FLIGHTWATCH_CONFIG_KEY", "RUST_LOG"},
+    "FlightsLambdaFunction": {
+        "FLIGHTWATCH_CONFIG_BUCKET",
+        "FLIGHTWATCH_CONFIG_KEY",
+        "FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN",
+        "RUST_LOG",
+    },
     "AlertsLambdaFunction": {
         "FLIGHTWATCH_CONFIG_BUCKET",
         "FLIGHTWATCH_CONFIG_KEY",
@@ -77,6 +85,14 @@ FUNCTION_ENV = {
         "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN",
         "FLIGHTWATCH_SMS_PER_SECOND",
         "FLIGHTWATCH_SMS_SENDER_ID",
+        "RUST_LOG",
+    },
+    "WatchLambdaFunction": {
+        "FLIGHTWATCH_CONFIG_BUCKET",
+        "FLIGHTWATCH_CONFIG_KEY",
+        "FLIGHTWATCH_FLIGHTAWARE_TOKEN",
+        "FLIGHTWATCH_FEED_URL",
+        "FLIGHTWATCH_AEROAPI_URL",
         "RUST_LOG",
     },
 }
@@ -267,6 +283,46 @@ def on_failure_problems(resources: dict) -> list[str]:
                     f"{rid} {sid}: {action} on {json.dumps(resource)}: a role's only SQS right is "
                     "sqs:SendMessage to its function's on-failure queue"
                 )
+    return problems
+
+
+# IAM that puts a function in a VPC: the managed policy, or the ENI actions it grants.
+VPC_MANAGED_POLICY = "AWSLambdaVPCAccessExecutionRole"
+VPC_ACTIONS = ("ec2:createnetworkinterface", "ec2:deletenetworkinterface", "ec2:describenetworkinterfaces",
+               "ec2:assignprivateipaddresses", "ec2:unassignprivateipaddresses")
+
+
+def flight_events_problems(resources: dict) -> list[str]:
+    """The flight events: FlightsLambdaFunction names its topic (FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN)
+    and FlightsRole may sns:Publish to that topic and to nothing else; WatchLambdaFunction runs
+    outside the VPC (no VpcConfig) and WatchRole may publish to no topic and has no VPC rights
+    (neither the VPC access managed policy nor ENI actions): it is handed its events by its
+    subscription."""
+    problems = []
+    flights = (resources.get("FlightsLambdaFunction") or {}).get("Properties") or {}
+    watch = (resources.get("WatchLambdaFunction") or {}).get("Properties")
+    topic = ((flights.get("Environment") or {}).get("Variables") or {}).get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN")
+    if not topic:
+        problems.append("FlightsLambdaFunction has no FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN")
+    flights_role = ref_target(flights.get("Role"))
+    published = [(sid, r) for sid, a, r in role_grants(resources.get(flights_role) or {}) if a.lower() == "sns:publish"]
+    if topic and [r for _, r in published] != [topic]:
+        problems.append(f"{flights_role} may sns:Publish to {[r for _, r in published]}, not to the flight events "
+                        f"topic {topic} alone")
+    if watch is None:
+        return problems + ["no WatchLambdaFunction"]
+    if "VpcConfig" in watch:
+        problems.append(f"WatchLambdaFunction is in a VPC: {json.dumps(watch['VpcConfig'])[:120]}")
+    watch_role_id = ref_target(watch.get("Role"))
+    watch_role = resources.get(watch_role_id) or {}
+    for sid, action, resource in role_grants(watch_role):
+        if action.lower().startswith("sns:"):
+            problems.append(f"{watch_role_id} {sid}: {action} on {json.dumps(resource)}: watch publishes nothing")
+        if action.lower() in VPC_ACTIONS:
+            problems.append(f"{watch_role_id} {sid}: {action}: watch is outside the VPC")
+    managed = json.dumps((watch_role.get("Properties") or {}).get("ManagedPolicyArns") or [])
+    if VPC_MANAGED_POLICY in managed:
+        problems.append(f"{watch_role_id} has {VPC_MANAGED_POLICY}: watch is outside the VPC")
     return problems
 
 
@@ -543,6 +599,13 @@ def main(argv=None) -> int:
     c.check(
         not problems,
         "on-failure destinations: each function's role may send to its own, and has no other SQS right",
+        "; ".join(problems),
+    )
+    problems = flight_events_problems(resources)
+    c.check(
+        not problems,
+        "flight events: FlightsRole may publish to their topic only; watch is outside the VPC, "
+        "publishes nothing, has no VPC rights",
         "; ".join(problems),
     )
     return summary(c)

@@ -7,14 +7,18 @@ runs it on each template it packages):
 - reserved concurrency: with "ReservedConcurrency": false (or absent) no function has
   ReservedConcurrentExecutions (Lambda keeps 100 of the account's concurrency unreserved, so any
   reservation fails on an account whose quota is below 100 + the reservations); with true, the
-  four functions have the reservations serverless.yml documents;
+  five functions have the reservations serverless.yml documents;
 - the sms function's failed invocations go to the dead-letter queue (DeadLetterQueueArn), and it
   claims recipients in its own bucket (SmsClaimsBucketName), nowhere else;
 - the sms function reports to the delivery-reports topic (DeliveryReportsTopicArn), the alerts
   function is subscribed to it, and its failed asynchronous invocations (reports it could not
   record) go to the dead-letter queue too;
 - the alerts function is subscribed to both SMS delivery status log groups, with the permission
-  for CloudWatch Logs to invoke it.
+  for CloudWatch Logs to invoke it;
+- the flight events (FlightEventsTopicArn): the flights function publishes them (its environment
+  names the topic, its role may publish to it), the watch function, and only it, is subscribed
+  to them, reads its own settings file (<stage>/watch.properties) and sends its failed
+  invocations to the dead-letter queue.
 
 Prints one line a check and `check-params: N passed, N failed`; exits 1 on a failure.
 """
@@ -27,6 +31,7 @@ RESERVED = {
     "FlightsLambdaFunction": 10,
     "AlertsLambdaFunction": 10,
     "SmsLambdaFunction": 5,
+    "WatchLambdaFunction": 2,
     "MigrateLambdaFunction": 1,
 }
 
@@ -61,7 +66,7 @@ def main(template_path: str, params_path: str) -> int:
             and r["Properties"].get("FunctionName") == {"Ref": function}
         ]
 
-    for function in ("SmsLambdaFunction", "AlertsLambdaFunction"):
+    for function in ("SmsLambdaFunction", "AlertsLambdaFunction", "WatchLambdaFunction"):
         destinations = on_failure(function)
         check(destinations == [params["DeadLetterQueueArn"]],
               f"{function}'s on-failure destination is the dead-letter queue (DeadLetterQueueArn)",
@@ -107,6 +112,46 @@ def main(template_path: str, params_path: str) -> int:
     ]
     check(len(permitted) == 1 and "DirectPublishToPhoneNumber" in json.dumps(permitted),
           "CloudWatch Logs may invoke the alerts function for those log groups only", repr(permitted))
+
+    def env_of(function):
+        return ((functions.get(function, {}).get("Properties", {}).get("Environment") or {})
+                .get("Variables") or {})
+
+    events = params["FlightEventsTopicArn"]
+    check(env_of("FlightsLambdaFunction").get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN") == events,
+          "the flights function publishes flight events to FlightEventsTopicArn",
+          repr(env_of("FlightsLambdaFunction").get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN")))
+    check(events in json.dumps(resources.get("FlightsRole", {})),
+          "the flights role names the flight events topic", "see FlightsRole")
+    subscribed = [
+        r["Properties"].get("Endpoint")
+        for r in resources.values()
+        if r.get("Type") == "AWS::SNS::Subscription" and r["Properties"].get("TopicArn") == events
+    ]
+    check(subscribed == [{"Fn::GetAtt": ["WatchLambdaFunction", "Arn"]}],
+          "the watch function, and only it, is subscribed to the flight events topic", repr(subscribed))
+    permitted = [
+        r["Properties"].get("SourceArn")
+        for r in resources.values()
+        if r.get("Type") == "AWS::Lambda::Permission" and r["Properties"].get("Principal") == "sns.amazonaws.com"
+        and r["Properties"].get("FunctionName") == {"Fn::GetAtt": ["WatchLambdaFunction", "Arn"]}
+    ]
+    check(permitted == [events], "SNS may invoke the watch function for the flight events topic only",
+          repr(permitted))
+    watch_env = env_of("WatchLambdaFunction")
+    key = f"{params['Stage']}/watch.properties"
+    watch_role = json.dumps(resources.get("WatchRole", {}))
+    check(watch_env.get("FLIGHTWATCH_CONFIG_BUCKET") == params["ConfigBucketName"]
+          and watch_env.get("FLIGHTWATCH_CONFIG_KEY") == key
+          and f"{params['ConfigBucketName']}/{key}" in watch_role
+          and watch_role.count(params["ConfigBucketName"]) == 1,
+          f"the watch function reads its own settings file, {key}, and nothing else of the config bucket",
+          f"env {watch_env}, see WatchRole")
+    feed = watch_env.get("FLIGHTWATCH_FEED_URL")
+    check(isinstance(feed, dict) and "${RestApi}" in str(feed.get("Fn::Sub"))
+          and str(feed.get("Fn::Sub")).endswith(f"/{params['Stage']}/feeds/flightaware"),
+          "the watch function gives AeroAPI this stage's POST /feeds/flightaware (Fn::Sub of ${RestApi})",
+          repr(feed))
 
     print(f"check-params: {passed} passed, {failed} failed")
     return 1 if failed else 0

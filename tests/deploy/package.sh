@@ -9,10 +9,11 @@
 # 3. `npx serverless package --stage ci`: no AWS account or credentials needed. Twice: first with
 #    "ReservedConcurrency" true, then false (the default), which is the template left in
 #    .serverless and checked in full;
-# 4. tests/deploy/check_params.py, on both: reserved concurrency only when asked for (the four
-#    documented values), none by default; the sms function's on-failure destination is the
-#    dead-letter queue;
-# 5. tests/deploy/check_api.py: the template against openapi.yaml, and the roles; and
+# 4. tests/deploy/check_params.py, on both: reserved concurrency only when asked for (the five
+#    documented values), none by default; the sms, alerts and watch functions' on-failure
+#    destination is the dead-letter queue; the flight events go from flights to watch;
+# 5. tests/deploy/check_api.py: the template against openapi.yaml, and the roles (watch outside
+#    the VPC, publishing nothing; flights publishing to the flight events topic only); and
 #    tests/deploy/gateway_responses.py: the packaged API's gateway responses are problem+json
 #    whatever API Gateway puts in their variables;
 # 6. scripts/lint-cfn.sh --serverless: cfn-lint (+ serverless rules) and checkov.
@@ -32,7 +33,7 @@ root="$(fw_root)"
 cd "$root"
 
 stage=ci
-functions=(flights alerts sms migrate)
+functions=(flights alerts sms watch migrate)
 artifacts="${FLIGHTWATCH_LAMBDA_DIR:-target/lambda}"
 [[ $artifacts == /* ]] || artifacts="$root/$artifacts"
 

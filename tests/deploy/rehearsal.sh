@@ -66,9 +66,15 @@ tables=$(db_sql "SELECT COUNT(*) FROM information_schema.tables WHERE table_sche
 [[ "$users" == 2 && "$tables" -ge 8 ]] || { fw_log "FAIL database: $users users, $tables tables"; exit 1; }
 fw_log "ok   the database has its tables and views and both function users"
 
-fw_log "deploying again: an update, not a failure"
-scripts/deploy.sh "$stage"
-check deployed "$stage"
+fw_log "deploying again: an update, not a failure; now with an AeroAPI key, which nothing prints"
+aeroapi_key="rehearsal-aeroapi-key-$$-0123456789abcdef"
+FLIGHTWATCH_AEROAPI_KEY="$aeroapi_key" scripts/deploy.sh "$stage" 2>&1 | tee "$tmp/deploy-again.log"
+FLIGHTWATCH_AEROAPI_KEY="$aeroapi_key" check deployed "$stage"
+if grep -qF "$aeroapi_key" "$tmp/deploy-again.log"; then
+  fw_log "FAIL the AeroAPI key is in the deploy's output"
+  exit 1
+fi
+fw_log "ok   the AeroAPI key is in watch.properties and in no output of the deploy"
 
 fw_log "dead letters: kept in the queue, listed masked, redriven onto the alerts topic"
 "$CARGO_TARGET_DIR/debug/flightwatch-deploy" dead-letters --stage "$stage" >"$tmp/none.txt"

@@ -83,19 +83,35 @@ elif phase == "deployed":
         text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
         check(f"{key} names its own user and requires TLS",
               f"jdbc.username={fn}\n" in text and "sslMode=REQUIRED" in text and "jdbc.password=" in text)
+    # watch's settings: the AeroAPI key from FLIGHTWATCH_AEROAPI_KEY at deploy time; without it,
+    # only a comment (watching off).
+    key = f"{stage}/watch.properties"
+    head = s3.head_object(Bucket=bucket, Key=key)
+    check(f"{key} is in the config bucket, SSE-KMS", head.get("ServerSideEncryption") == "aws:kms", head)
+    text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    aeroapi_key = os.environ.get("FLIGHTWATCH_AEROAPI_KEY", "")
+    want = f"aeroapi.key={aeroapi_key}\n" if aeroapi_key else "# no AeroAPI key: watching is off\n"
+    check(f"{key} holds the AeroAPI key given at deploy time, or says watching is off", text == want,
+          "unexpected content (not shown: it may hold the key)")
     params = json.load(open(f".deploy/{stage}/params.json"))
     check("serverless parameters rendered from the outputs",
-          params["AlertsTopicArn"] == outputs["AlertsTopicArn"] and params["Stage"] == stage, params)
+          params["AlertsTopicArn"] == outputs["AlertsTopicArn"] and params["Stage"] == stage
+          and params["FlightEventsTopicArn"] == outputs["FlightEventsTopicArn"], params)
     fns = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     lambda_dir = os.environ.get("FLIGHTWATCH_LAMBDA_DIR", "target/lambda")
-    for fn in ("flights", "alerts", "sms", "migrate"):
+    for fn in ("flights", "alerts", "sms", "watch", "migrate"):
         f = fns.get(f"{functions}-{fn}") or {}
         size = os.path.getsize(os.path.join(lambda_dir, f"{fn}.zip"))
         check(f"the {fn} function runs its own artifact on provided.al2023",
               f.get("Runtime") == "provided.al2023" and f.get("Handler") == "bootstrap" and f.get("CodeSize") == size,
               {k: f.get(k) for k in ("Runtime", "Handler", "CodeSize")} | {"artifact": size})
-    in_vpc = {fn: bool(fns.get(f"{functions}-{fn}", {}).get("VpcConfig", {}).get("SubnetIds")) for fn in ("flights", "alerts", "sms")}
-    check("flights and alerts run in the VPC, sms outside", in_vpc == {"flights": True, "alerts": True, "sms": False}, in_vpc)
+    in_vpc = {fn: bool(fns.get(f"{functions}-{fn}", {}).get("VpcConfig", {}).get("SubnetIds"))
+              for fn in ("flights", "alerts", "sms", "watch")}
+    check("flights and alerts run in the VPC, sms and watch outside",
+          in_vpc == {"flights": True, "alerts": True, "sms": False, "watch": False}, in_vpc)
+    env = fns.get(f"{functions}-flights", {}).get("Environment", {}).get("Variables", {})
+    check("flights publishes to the flight events topic",
+          env.get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN") == outputs["FlightEventsTopicArn"], env)
     env = fns.get(f"{functions}-alerts", {}).get("Environment", {}).get("Variables", {})
     check("alerts reads its config from the bucket and publishes to the topic",
           env.get("FLIGHTWATCH_CONFIG_BUCKET") == bucket and env.get("FLIGHTWATCH_ALERTS_TOPIC_ARN") == outputs["AlertsTopicArn"], env)
@@ -103,6 +119,12 @@ elif phase == "deployed":
     # packaged template by check_api.py instead (see emulator_functions.py).
     apis = apigw.get_rest_apis()["items"]
     check("the REST API exists", len(apis) == 1, apis)
+    env = fns.get(f"{functions}-watch", {}).get("Environment", {}).get("Variables", {})
+    feed = f"https://{apis[0]['id'] if apis else '?'}.execute-api.{aws['region_name']}.amazonaws.com/{stage}/feeds/flightaware"
+    check("watch reads its own settings and gives AeroAPI this stage's feed URL",
+          env.get("FLIGHTWATCH_CONFIG_BUCKET") == bucket and env.get("FLIGHTWATCH_CONFIG_KEY") == key
+          and env.get("FLIGHTWATCH_FEED_URL") == feed, {k: env.get(k) for k in (
+              "FLIGHTWATCH_CONFIG_BUCKET", "FLIGHTWATCH_CONFIG_KEY", "FLIGHTWATCH_FEED_URL")} | {"want": feed})
     # moto ignores a template's Architectures, ApiKey and SNS Subscription resources: those are
     # checked in the packaged template (check_api.py) and listed in the README as unproven here.
 else:

@@ -154,6 +154,58 @@ def test_a_role_may_send_to_its_on_failure_queue_and_nothing_more_in_sqs():
     assert check_api.on_failure_problems(destination_template([send()], destination=topic))
 
 
+# --- the flight events: flights publishes to their topic only, watch is outside the VPC ----------
+
+EVENTS = "arn:aws:sns:us-east-1:123456789012:flightwatch-ci-flight-events"
+ALERTS = "arn:aws:sns:us-east-1:123456789012:flightwatch-ci-alerts"
+
+
+def events_template(flights_statements=None, watch_statements=(), watch_vpc=False, watch_managed=()):
+    """Flights and watch as serverless.yml has them, or changed as given."""
+    if flights_statements is None:
+        flights_statements = [send("sns:Publish", EVENTS, "PublishFlightEvents")]
+
+    def role(name, statements, managed=()):
+        return {"Type": "AWS::IAM::Role", "Properties": {
+            "ManagedPolicyArns": [{"Fn::Sub": f"arn:${{AWS::Partition}}:iam::aws:policy/{m}"} for m in managed],
+            "Policies": [{"PolicyName": name, "PolicyDocument": {"Version": "2012-10-17",
+                                                                  "Statement": list(statements)}}]}}
+    watch = {"Role": {"Fn::Sub": "${WatchRole.Arn}"}}
+    if watch_vpc:
+        watch["VpcConfig"] = {"SecurityGroupIds": ["sg-1"], "SubnetIds": ["subnet-1"]}
+    return {
+        "FlightsRole": role("flights", flights_statements, ["service-role/AWSLambdaVPCAccessExecutionRole"]),
+        "FlightsLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Role": {"Fn::Sub": "${FlightsRole.Arn}"},
+            "Environment": {"Variables": {"FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN": EVENTS}}}},
+        "WatchRole": role("watch", watch_statements, ["AWSXRayDaemonWriteAccess", *watch_managed]),
+        "WatchLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": watch},
+    }
+
+
+def test_flights_publishes_flight_events_only_and_watch_stays_outside_the_vpc():
+    assert check_api.flight_events_problems(events_template()) == []
+    rejected = (
+        events_template(flights_statements=[]),  # cannot publish them
+        events_template(flights_statements=[send("sns:Publish", ALERTS, "Other")]),  # elsewhere
+        events_template(flights_statements=[send("sns:Publish", EVENTS, "PublishFlightEvents"),
+                                            send("sns:Publish", ALERTS, "Other")]),  # and elsewhere
+        events_template(watch_statements=[send("sns:Publish", EVENTS, "Publish")]),
+        events_template(watch_statements=[send(["logs:PutLogEvents", "SNS:Publish"], "*", "Mixed")]),
+        events_template(watch_vpc=True),
+        events_template(watch_managed=["service-role/AWSLambdaVPCAccessExecutionRole"]),
+        events_template(watch_statements=[send("ec2:CreateNetworkInterface", "*", "Eni")]),
+    )
+    for template in rejected:
+        assert check_api.flight_events_problems(template), template
+    template = events_template()
+    del template["FlightsLambdaFunction"]["Properties"]["Environment"]
+    assert check_api.flight_events_problems(template)
+    template = events_template()
+    del template["WatchLambdaFunction"]
+    assert check_api.flight_events_problems(template)
+
+
 # --- gateway_responses.py: its renderer rejects templates that are not always JSON -------------
 
 def gateway_responses_of(spec):

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The three Lambda binaries under a real Lambda Runtime API (`cargo lambda watch`), invoked with
+"""The four Lambda binaries under a real Lambda Runtime API (`cargo lambda watch`), invoked with
 realistic event fixtures (API Gateway REST proxy events with a stage and path parameters, an
-EventBridge schedule, SNS events), against MariaDB and moto: settings read from S3, alerts
-published to the SNS topic, SMS sent with SNS Publish.
+EventBridge schedule, SNS events), against MariaDB, moto and the fake AeroAPI (`fake-aeroapi`):
+settings read from S3, alerts and registrations published to their SNS topics, SMS sent with SNS
+Publish, registered flights watched at the provider.
 
 Run by scripts/test.sh, which provides DATABASE_URL (a server this user may create databases on)
 and AWS_ENDPOINT_URL (moto). Prints `N passed, N failed` and exits non-zero on any failure.
@@ -98,6 +99,7 @@ def main():
         for role in ("flights", "alerts")
     ]
     watches = {}
+    fake = None
     try:
         db_url = DB._replace(path=f"/{database}").geturl()
         users_file = Path(f"/tmp/flightwatch-lambda-users-{os.getpid()}.json")
@@ -113,6 +115,7 @@ def main():
         sns, s3 = boto3.client("sns", **aws), boto3.client("s3", **aws)
         topic = sns.create_topic(Name=f"flightwatch-lambda-alerts-{os.getpid()}")["TopicArn"]
         reports = sns.create_topic(Name=f"flightwatch-lambda-delivery-reports-{os.getpid()}")["TopicArn"]
+        flight_events = sns.create_topic(Name=f"flightwatch-lambda-flight-events-{os.getpid()}")["TopicArn"]
         bucket = f"flightwatch-lambda-config-{os.getpid()}"
         s3.create_bucket(Bucket=bucket)
         claims = f"flightwatch-lambda-sms-claims-{os.getpid()}"
@@ -123,12 +126,26 @@ def main():
                 f"jdbc.username={user['username']}\njdbc.password={user['password']}\n"
             )
             s3.put_object(Bucket=bucket, Key=f"dev/{user['role']}.properties", Body=properties.encode())
+        # The watch function's key, as the deployer writes it; the fake AeroAPI requires it.
+        aeroapi_key = secrets.token_hex(16)
+        s3.put_object(Bucket=bucket, Key="dev/watch.properties", Body=f"aeroapi.key={aeroapi_key}\n".encode())
+        subprocess.run(["cargo", "build", "--quiet", "-p", "flightwatch-local", "--bin", "fake-aeroapi"],
+                       cwd=ROOT, check=True)
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        fake = subprocess.Popen([str(target / "debug" / "fake-aeroapi"), "--key", aeroapi_key],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+        fake_url = fake.stdout.readline().split()[-1]
+        feed_token = secrets.token_urlsafe(32)
 
         common = {
             "FLIGHTWATCH_CONFIG_BUCKET": bucket,
             "FLIGHTWATCH_ALERTS_TOPIC_ARN": topic,
             "FLIGHTWATCH_SMS_CLAIMS_BUCKET": claims,
             "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": reports,
+            "FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN": flight_events,
+            "FLIGHTWATCH_FLIGHTAWARE_TOKEN": feed_token,
+            "FLIGHTWATCH_FEED_URL": "https://api.example.com/dev/feeds/flightaware",
+            "FLIGHTWATCH_AEROAPI_URL": fake_url,
             "AWS_ENDPOINT_URL": MOTO,
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
@@ -141,7 +158,7 @@ def main():
         log_path = Path(f"/tmp/flightwatch-lambda-watch-{os.getpid()}.log")
         log = open(log_path, "w")
         # One runtime per function, as each has its own environment in serverless.yml.
-        for function in ("flights", "alerts", "sms"):
+        for function in ("flights", "alerts", "sms", "watch"):
             env_vars = {**common, "FLIGHTWATCH_CONFIG_KEY": f"dev/{function}.properties"}
             port = free_port()
             args = ["cargo", "lambda", "watch", "--ignore-changes", "--package", function,
@@ -181,6 +198,36 @@ def main():
         status, flight, raw = http("flights", "register-flight.json")
         check("flights: POST /dev/flights registers UA123 (201)",
               status == 201 and flight and flight["flightId"] == "UA123-2037-12-01", raw)
+        announced = topic_messages(flight_events)
+        check("flights: the registration is announced on the flight events topic, with no passenger",
+              len(announced) == 1 and json.loads(announced[0])["flight"]["flightNumber"] == "UA123"
+              and "passengers" not in announced[0] and "+1415" not in announced[0], announced)
+        missing = set(SERVERLESS["functions"]["watch"]["environment"]) - set(common) - {"FLIGHTWATCH_CONFIG_KEY"}
+        check("watch: runs with every variable serverless.yml gives it", not missing, missing)
+        # SNS would now invoke watch with the announcement.
+        event = json.loads((FIXTURES / "sns-flight-registered.json").read_text())
+        event["Records"][0]["Sns"]["Message"] = announced[0] if announced else "{}"
+        event["Records"][0]["Sns"]["TopicArn"] = flight_events
+        watched = invoke("watch", data=event)
+        with urllib.request.urlopen(f"{fake_url}/_fake/alerts") as r:
+            book = json.load(r)
+        check("watch: the announced flight is watched at AeroAPI, delivering to the feed with its token",
+              watched == [{"outcome": "STARTED", "watchId": "1"}]
+              and [(a["ident"], a["start"], a["end"]) for a in book["alerts"]] == [("UA123", "2037-12-01", "2037-12-02")]
+              and book["endpoint"] == f"https://api.example.com/dev/feeds/flightaware?token={feed_token}",
+              (watched, book))
+        again = invoke("watch", data=event)
+        check("watch: the same announcement again starts no second watch",
+              again == [{"outcome": "ALREADY", "watchId": "1"}], again)
+        other = invoke("watch", "sns-flight-registered.json")
+        check("watch: the SNS fixture's flight is watched too", other == [{"outcome": "STARTED", "watchId": "2"}], other)
+        swept = invoke("watch", "relay-schedule.json")
+        check("watch: the hourly sweep ends nothing before departure", swept == {"departed": [], "duplicates": []}, swept)
+        broken = json.loads((FIXTURES / "sns-flight-registered.json").read_text())
+        broken["Records"][0]["Sns"]["Message"] = '{"version": 9}'
+        error = invoke("watch", data=broken)
+        check("watch: an unreadable announcement fails as NotificationFailed (retried, then dead-lettered)",
+              "NotificationFailed" in json.dumps(error), error)
         status, details, raw = http("flights", "get-flight.json")
         check("flights: GET /dev/flights/{flightId} returns masked contacts",
               status == 200 and details["passengers"][0]["phone"] == "+1415•••0100"
@@ -282,6 +329,8 @@ def main():
         clear = [p for p in ["+14155550100", "+447911123456", "+447700900123", "ada@example.com"] if p in logs]
         check("logs carry no phone number or email in clear", "sms sent" in logs and not clear, clear)
     finally:
+        if fake:
+            os.killpg(fake.pid, signal.SIGTERM)
         for _, watch in watches.values():
             os.killpg(watch.pid, signal.SIGTERM)
             try:

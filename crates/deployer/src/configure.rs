@@ -1,6 +1,7 @@
 //! The configuration a stage runs with, rendered from Mustache templates (as the original
-//! deployment did) and the infra stack's outputs: each function's JDBC properties file, uploaded to
-//! the encrypted config bucket, and the parameters file `serverless.yml` reads.
+//! deployment did) and the infra stack's outputs: each function's JDBC properties file and the
+//! watch function's settings (its FlightAware AeroAPI key), uploaded to the encrypted config
+//! bucket, and the parameters file `serverless.yml` reads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use flightwatch_mysql::provision::{FunctionUser, Role};
 use rand::distr::{Alphanumeric, SampleString};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The functions that talk to the database, with their database user names.
 pub const DATABASE_FUNCTIONS: [(Role, &str); 2] =
@@ -102,6 +104,78 @@ pub async fn upload_function_configs(
             .with_context(|| format!("uploading s3://{bucket}/{key}"))?;
         println!("uploaded s3://{bucket}/{key} (SSE-KMS)");
     }
+    Ok(())
+}
+
+/// The function whose settings file holds the AeroAPI key (`<stage>/watch.properties`).
+pub const WATCH_FUNCTION: &str = "watch";
+/// The deployer's environment variable the AeroAPI key is given in: a secret, never printed.
+pub const AEROAPI_KEY_ENV: &str = "FLIGHTWATCH_AEROAPI_KEY";
+/// `watch.properties` without a key: the function starts, and watches nothing.
+const NO_AEROAPI_KEY: &str = "# no AeroAPI key: watching is off\n";
+
+/// The AeroAPI key from [`AEROAPI_KEY_ENV`]: `None` when it is unset or empty (watching off).
+pub fn aeroapi_key_from_env() -> anyhow::Result<Option<SecretString>> {
+    match std::env::var(AEROAPI_KEY_ENV) {
+        Ok(value) => aeroapi_key(value),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("{AEROAPI_KEY_ENV} is not valid UTF-8 (its value is not shown)")
+        }
+    }
+}
+
+/// Checks a key given as `value`, which no error repeats: it must fit on the one line of
+/// `aeroapi.key=...` as given (the properties parser trims values and reads a line each).
+fn aeroapi_key(value: String) -> anyhow::Result<Option<SecretString>> {
+    let key = SecretString::from(value);
+    let text = key.expose_secret();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.trim() != text || text.chars().any(char::is_control) {
+        anyhow::bail!(
+            "{AEROAPI_KEY_ENV} must be one line with no leading or trailing whitespace (its value \
+             is not shown)"
+        );
+    }
+    Ok(Some(key))
+}
+
+/// The text of `<stage>/watch.properties`: `aeroapi.key=<key>`, or only a comment without a key.
+pub fn watch_properties(key: Option<&SecretString>) -> SecretString {
+    match key {
+        Some(key) => SecretString::from(format!("aeroapi.key={}\n", key.expose_secret())),
+        None => SecretString::from(NO_AEROAPI_KEY),
+    }
+}
+
+/// Uploads the watch function's settings file, encrypted with the stage's key. Only whether a
+/// key is set is printed, never the key.
+pub async fn upload_watch_config(
+    s3: &aws_sdk_s3::Client,
+    outputs: &HashMap<String, String>,
+    stage: &str,
+    aeroapi_key: Option<&SecretString>,
+) -> anyhow::Result<()> {
+    let bucket = output(outputs, "ConfigBucketName")?;
+    let key = config_key(stage, WATCH_FUNCTION);
+    let text = watch_properties(aeroapi_key);
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(ByteStream::from(text.expose_secret().as_bytes().to_vec()))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .set_ssekms_key_id(outputs.get("TopicKeyArn").cloned())
+        .send()
+        .await
+        .with_context(|| format!("uploading s3://{bucket}/{key}"))?;
+    let what = if aeroapi_key.is_some() {
+        "with the AeroAPI key"
+    } else {
+        "without an AeroAPI key: watching is off"
+    };
+    println!("uploaded s3://{bucket}/{key} (SSE-KMS, {what})");
     Ok(())
 }
 
@@ -248,5 +322,41 @@ mod tests {
             settings.connect_options().get_ssl_mode(),
             sqlx::mysql::MySqlSslMode::Required
         ));
+    }
+
+    const KEY: &str = "Aero0123456789abcdefABCDEF0123xyz";
+
+    /// Read back as the watch function reads it (`flightwatch_config::aeroapi_key`).
+    #[test]
+    fn watch_properties_hold_the_aeroapi_key_or_only_say_watching_is_off() {
+        let key = aeroapi_key(KEY.into()).unwrap();
+        let text = watch_properties(key.as_ref());
+        let props = flightwatch_config::parse_properties(text.expose_secret()).unwrap();
+        assert_eq!(props.len(), 1, "aeroapi.key only");
+        let read = flightwatch_config::aeroapi_key(text.expose_secret()).unwrap();
+        assert_eq!(read.as_ref().map(ExposeSecret::expose_secret), Some(KEY));
+
+        assert!(aeroapi_key(String::new()).unwrap().is_none());
+        let text = watch_properties(None);
+        assert_eq!(text.expose_secret(), "# no AeroAPI key: watching is off\n");
+        assert!(flightwatch_config::aeroapi_key(text.expose_secret())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_aeroapi_key_is_in_no_debug_output_or_error() {
+        let key = aeroapi_key(KEY.into()).unwrap();
+        assert!(!format!("{key:?}").contains(KEY));
+        assert!(!format!("{:?}", watch_properties(key.as_ref())).contains(KEY));
+        for bad in [
+            format!(" {KEY}"),
+            format!("{KEY}\n"),
+            format!("{KEY}\njdbc.url=x"),
+        ] {
+            let e = aeroapi_key(bad).unwrap_err();
+            assert!(!format!("{e:#}").contains(KEY), "{e:#}");
+            assert!(format!("{e:#}").contains(AEROAPI_KEY_ENV), "{e:#}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The stage's dead letters: the functions' failed asynchronous invocations (an sms message that
-//! could not be read, a report the ledger could not record), kept 14 days in an encrypted SQS
+//! could not be read, a report the ledger could not record, a flight event the watch function
+//! could not hand to the flight-status provider), kept 14 days in an encrypted SQS
 //! queue (the functions' on-failure destination, and subscribed to the dead-letter topic). Listed
 //! with phones masked; alert messages redriven onto the alerts topic as they were.
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 pub struct DeadLetter {
     pub receipt_handle: String,
     pub message_id: String,
-    /// How it got there: `dead-letter topic`, or the failed invocation's `errorType`.
+    /// How it got there: `dead-letter topic`, or the failed invocation's function and `errorType`.
     pub origin: String,
     /// The alert messages it carries (none when it cannot be read).
     pub alerts: Vec<AlertMessage>,
@@ -41,6 +42,14 @@ pub fn parse_body(body: &str) -> (String, Vec<AlertMessage>) {
                 .and_then(Value::as_str)
         })
         .unwrap_or("failed invocation");
+    // arn:aws:lambda:<region>:<account>:function:flightwatch-<stage>-<function>[:<qualifier>]
+    let function = record
+        .pointer("/requestContext/functionArn")
+        .and_then(Value::as_str)
+        .and_then(|arn| arn.split(':').nth(6))
+        .and_then(|name| name.rsplit('-').next())
+        .filter(|name| !name.is_empty())
+        .unwrap_or("a function's");
     let alerts = record
         .pointer("/requestPayload/Records")
         .and_then(Value::as_array)
@@ -52,7 +61,7 @@ pub fn parse_body(body: &str) -> (String, Vec<AlertMessage>) {
                 .collect()
         })
         .unwrap_or_default();
-    (format!("sms invocation failed ({error})"), alerts)
+    (format!("{function} invocation failed ({error})"), alerts)
 }
 
 /// Receives up to `max` messages, hiding each for `hide_seconds` (0 to only look).
@@ -178,7 +187,10 @@ mod tests {
     fn a_failed_invocation_record_carries_the_sns_event_it_failed_on() {
         let record = serde_json::json!({
             "version": "1.0",
-            "requestContext": {"condition": "RetriesExhausted"},
+            "requestContext": {
+                "condition": "RetriesExhausted",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:flightwatch-my-stage-sms:$LATEST"
+            },
             "requestPayload": {"Records": [{"Sns": {"Message": ALERT}}]},
             "responsePayload": {"errorType": "NonRetryable", "errorMessage": "unreadable"}
         });
@@ -194,5 +206,23 @@ mod tests {
         let line = describe(&letter).join("\n");
         assert!(line.contains("+1415•••0100"), "{line}");
         assert!(!line.contains("5550100"), "{line}");
+    }
+
+    #[test]
+    fn a_failed_invocation_of_another_function_is_listed_with_its_name_and_never_redriven() {
+        let record = serde_json::json!({
+            "version": "1.0",
+            "requestContext": {
+                "condition": "RetriesExhausted",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:flightwatch-dev-watch:$LATEST"
+            },
+            "requestPayload": {"Records": [{"Sns": {"Message": "{\"flightId\":\"UA123-2037-12-01\"}"}}]},
+            "responsePayload": {"errorType": "ProviderFailed"}
+        });
+        let (origin, alerts) = parse_body(&record.to_string());
+        assert_eq!(origin, "watch invocation failed (ProviderFailed)");
+        assert!(alerts.is_empty(), "only alert messages are redriven");
+        let (origin, _) = parse_body(r#"{"responsePayload": {"errorType": "X"}}"#);
+        assert_eq!(origin, "a function's invocation failed (X)");
     }
 }

@@ -68,7 +68,9 @@ enum Command {
         #[arg(long = "parameter", value_parser = key_value)]
         parameters: Vec<(String, String)>,
     },
-    /// Uploads each function's JDBC properties (encrypted) and writes `.deploy/<stage>/params.json`.
+    /// Uploads each database function's JDBC properties and the watch function's settings
+    /// (encrypted), and writes `.deploy/<stage>/params.json`. The watch function's AeroAPI key is
+    /// read from FLIGHTWATCH_AEROAPI_KEY (unset: watching off) and never printed.
     Configure {
         #[arg(long)]
         stage: String,
@@ -256,6 +258,8 @@ async fn main() -> anyhow::Result<()> {
             monthly_quota,
             reserved_concurrency,
         } => {
+            // First: a key that cannot be written fails the step before anything changes.
+            let aeroapi_key = configure::aeroapi_key_from_env()?;
             let outputs = stack::outputs(&cf, &infra_stack(&stage)).await?;
             let bucket = configure::output(&outputs, "ConfigBucketName")?;
             let users = configure::function_users(&s3, bucket, &stage).await?;
@@ -264,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
             let account = role.split(':').nth(4).unwrap_or_default();
             delivery_status::enable(&sdk, &region, account, role).await?;
             configure::upload_function_configs(&s3, &cli.root, &outputs, &stage, &users).await?;
+            configure::upload_watch_config(&s3, &outputs, &stage, aeroapi_key.as_ref()).await?;
             let settings = FunctionSettings {
                 region,
                 architecture,

@@ -162,17 +162,17 @@ pub struct FakeState {
 impl FakeState {
     /// An empty account whose requests must carry `key` in `x-apikey`.
     pub fn new(key: &str) -> Self {
+        // The stack links reqwest with rustls but no provider of its own (flightwatch-aeroapi):
+        // building a client before one is installed panics, even for plain HTTP.
+        flightwatch_aeroapi::install_crypto_provider();
         Self {
             key: key.into(),
             book: Arc::default(),
             // Without a timeout a receiver that never answers would hang the test pushing.
-            client: {
-                flightwatch_aeroapi::install_crypto_provider();
-                reqwest::Client::builder()
-            }
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -729,10 +729,23 @@ fn cursor_after(cursor: &str) -> Result<i64, AeroError> {
         .map_err(|_| AeroError::bad_request(format!("invalid cursor {cursor:?}")))
 }
 
+/// A page of `GET /alerts`, fields in AeroAPI's order.
+#[derive(Serialize)]
+struct Page {
+    links: Option<Links>,
+    num_pages: usize,
+    alerts: Vec<FakeAlert>,
+}
+
+#[derive(Serialize)]
+struct Links {
+    next: String,
+}
+
 async fn list_alerts(
     State(state): State<FakeState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AeroError> {
+) -> Result<Json<Page>, AeroError> {
     let after = query.cursor.as_deref().map(cursor_after).transpose()?;
     let max_pages = match query.max_pages.as_deref() {
         None => 1,
@@ -748,18 +761,19 @@ async fn list_alerts(
         .alerts
         .range(after.map_or(i64::MIN, |a| a.saturating_add(1))..)
         .map(|(_, alert)| alert);
-    let alerts: Vec<&FakeAlert> = remaining.by_ref().take(limit).collect();
+    let alerts: Vec<FakeAlert> = remaining.by_ref().take(limit).cloned().collect();
     let more = remaining.next().is_some();
     let links = match alerts.last() {
-        Some(last) if more => json!({ "next": format!("/alerts?cursor={:x}", last.id) }),
-        _ => Value::Null,
+        Some(last) if more => Some(Links {
+            next: format!("/alerts?cursor={:x}", last.id),
+        }),
+        _ => None,
     };
-    let num_pages = alerts.len().div_ceil(PAGE_SIZE).max(1);
-    Ok(Json(json!({
-        "links": links,
-        "num_pages": num_pages,
-        "alerts": alerts,
-    })))
+    Ok(Json(Page {
+        links,
+        num_pages: alerts.len().div_ceil(PAGE_SIZE).max(1),
+        alerts,
+    }))
 }
 
 fn alert_id(id: &str) -> Result<i64, AeroError> {
@@ -808,14 +822,21 @@ async fn control_push(State(state): State<FakeState>, body: Bytes) -> Response {
     }
 }
 
-async fn control_alerts(State(state): State<FakeState>) -> Json<Value> {
+/// What `GET /_fake/alerts` shows of the book.
+#[derive(Serialize)]
+struct Snapshot {
+    endpoint: Option<String>,
+    alerts: Vec<FakeAlert>,
+    deleted: Vec<i64>,
+}
+
+async fn control_alerts(State(state): State<FakeState>) -> Json<Snapshot> {
     let book = state.book();
-    let alerts: Vec<&FakeAlert> = book.alerts.values().collect();
-    Json(json!({
-        "endpoint": book.endpoint,
-        "alerts": alerts,
-        "deleted": book.deleted,
-    }))
+    Json(Snapshot {
+        endpoint: book.endpoint.clone(),
+        alerts: book.alerts.values().cloned().collect(),
+        deleted: book.deleted.clone(),
+    })
 }
 
 /// A fake AeroAPI serving in a tokio task on 127.0.0.1; dropping it stops the server.

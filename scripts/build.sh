@@ -43,19 +43,19 @@ rm -rf "$lambda_dir"
 mkdir -p "$lambda_dir"
 fw_log "building flights, alerts, sms, watch and migrate for $arch (release) into $lambda_dir"
 # One function at a time: built together, Cargo would unify their features, and each would link
-# every client any of them calls (flights: S3 only; sms: SNS only). Only the function packages:
+# every client any of them calls (flights: S3 and SNS; watch: S3 and its HTTPS client). Only the function packages:
 # the workspace's SQLite adapter never enters their build.
 for fn in flights alerts sms watch migrate; do
   cargo lambda build --release "$flag" --output-format zip --lambda-dir "$lambda_dir" -p "$fn"
 done
 # KiB zipped (arm64): function ceiling budget. sms rose with its claims (the S3 client, ~270 KiB):
 # the price of texting nobody twice; opt-level "z" with panic = "abort" then took 5 % off each.
-# watch: provisional, its ceiling is issue 13's budget until its first measured build sets it (as
-# the others: the measured size plus a little).
-limits="flights 2850 1536
+# flights rose with the SNS client it announces registrations with (2788 -> 2855 KiB); watch is
+# the S3 client (its key) and reqwest on the SDK's rustls (2531 KiB).
+limits="flights 2900 1536
 alerts 3050 2048
 sms 2520 2048
-watch 2048 2048
+watch 2580 2048
 migrate 1500 2048"
 over=()
 while read -r fn ceiling budget; do

@@ -14,8 +14,8 @@ use flightwatch_aws::{
     database_settings, s3_client, ConfigSource, LoadError, S3Claims, SnsSmsSender, SnsTopic,
 };
 use flightwatch_domain::flight::parse_time;
-use flightwatch_domain::watch::FlightRegistered;
 use flightwatch_domain::ports::{AlertBus, Claim, FlightStore, OutgoingSms, SmsClaims, SmsSender};
+use flightwatch_domain::watch::FlightRegistered;
 use flightwatch_domain::{
     AirportCode, Alert, AlertId, AlertMessage, EventKind, FlightNumber, FlightSchedule,
     PhoneNumber, Publication,
@@ -407,7 +407,9 @@ async fn the_local_stack_on_the_aws_path_texts_every_passenger_through_sns(pool:
 async fn a_registration_the_topic_did_not_take_is_a_503_and_the_same_request_announces_it(
     pool: MySqlPool,
 ) {
-    let users = flightwatch_mysql::provision::FunctionPools::provision(&pool, 2).await.unwrap();
+    let users = flightwatch_mysql::provision::FunctionPools::provision(&pool, 2)
+        .await
+        .unwrap();
     let sdk = moto::sdk().await;
     let name = moto::unique("late-flight-events");
     let arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");

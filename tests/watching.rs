@@ -76,21 +76,36 @@ async fn a_registered_flight_is_watched_and_its_delay_and_cancellation_texted(
         (alert.origin.as_deref(), alert.destination.as_deref()),
         (Some("SFO"), Some("JFK"))
     );
-    // The airport's own dates: the day of departure and the next.
+    // The airport's own date of departure, delivering to this stack's feed with its token.
     assert_eq!(
         (alert.start.as_deref(), alert.end.as_deref()),
-        (Some("2037-12-01"), Some("2037-12-02"))
+        (Some("2037-12-01"), Some("2037-12-01"))
     );
+    let feed = format!(
+        "{}/feeds/flightaware?token={}",
+        h.base,
+        flightwatch_e2e::FEED_TOKEN
+    );
+    assert_eq!(alert.target_url.as_deref(), Some(feed.as_str()));
     assert!(alert.events.cancelled && alert.events.departure && !alert.events.arrival);
-    let endpoint = fake.endpoint().unwrap();
-    assert!(
-        endpoint.starts_with(&format!("{}/feeds/flightaware?token=", h.base)),
-        "{endpoint}"
-    );
-    // Registered again (the same body): announced again, still one watch.
+    // No account endpoint was set, so ours became it.
+    assert_eq!(fake.endpoint(), Some(feed));
+    // Registered again (the same body): announced again, the list read again, still one watch.
+    let listings = fake.listings();
     let (status, _) = h.post("/flights", &ua123()).await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..100 {
+        if fake.listings() > listings {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        fake.listings(),
+        listings + 1,
+        "the second announcement was handled"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(fake.alerts().len(), 1);
 
     // AeroAPI pushes a 40-minute delay: every passenger texted once.
@@ -192,7 +207,7 @@ async fn the_adapter_reads_every_page_starts_each_watch_once_and_ends_departed_o
     let swept = sweep(&aeroapi, now).await.unwrap();
     assert_eq!(swept.duplicates, vec![second.clone()]);
     assert!(swept.departed.is_empty());
-    // Once 2 December (the last day a departure could fall on) is over everywhere: all ended.
+    // Once 1 December (the day of departure) is over everywhere: all ended.
     let swept = sweep(&aeroapi, at("2037-12-04T00:00:00Z")).await.unwrap();
     assert_eq!(swept.departed.len(), 20);
     assert!(fake.alerts().is_empty());

@@ -15,10 +15,11 @@ runs it on each template it packages):
   record) go to the dead-letter queue too;
 - the alerts function is subscribed to both SMS delivery status log groups, with the permission
   for CloudWatch Logs to invoke it;
-- the flight events (FlightEventsTopicArn): the flights function publishes them (its environment
-  names the topic, its role may publish to it), the watch function, and only it, is subscribed
-  to them, reads its own settings file (<stage>/watch.properties) and sends its failed
-  invocations to the dead-letter queue.
+- the flight events (FlightEventsTopicArn): the flights function publishes them (its role may
+  publish to the topic; its environment names it with "Watching": true, and is empty with
+  "Watching": false or absent: registrations are announced only when watching is on), the watch
+  function, and only it, is subscribed to them, reads its own settings file
+  (<stage>/watch.properties) and sends its failed invocations to the dead-letter queue.
 
 Prints one line a check and `check-params: N passed, N failed`; exits 1 on a failure.
 """
@@ -118,9 +119,17 @@ def main(template_path: str, params_path: str) -> int:
                 .get("Variables") or {})
 
     events = params["FlightEventsTopicArn"]
-    check(env_of("FlightsLambdaFunction").get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN") == events,
-          "the flights function publishes flight events to FlightEventsTopicArn",
-          repr(env_of("FlightsLambdaFunction").get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN")))
+    watching = params.get("Watching", False)
+    check(watching in (True, False), "Watching is a JSON boolean", repr(watching))
+    announced = env_of("FlightsLambdaFunction").get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN")
+    if watching is True:
+        check(announced == events,
+              "Watching true: the flights function announces registrations on FlightEventsTopicArn",
+              repr(announced))
+    else:
+        check(announced == "",
+              "Watching false: the flights function announces nothing (FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN empty)",
+              repr(announced))
     check(events in json.dumps(resources.get("FlightsRole", {})),
           "the flights role names the flight events topic", "see FlightsRole")
     subscribed = [

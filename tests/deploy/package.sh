@@ -7,11 +7,14 @@
 #    infra/templates/serverless-params.json.mustache) to .deploy/ci/params.json;
 # 2. `npm ci` when node_modules is missing (Serverless Framework v3, pinned in package-lock.json);
 # 3. `npx serverless package --stage ci`: no AWS account or credentials needed. Twice: first with
-#    "ReservedConcurrency" true, then false (the default), which is the template left in
+#    "ReservedConcurrency" true and "Watching" false, then as params.ci.json has them
+#    (ReservedConcurrency false, the default; Watching true), which is the template left in
 #    .serverless and checked in full;
 # 4. tests/deploy/check_params.py, on both: reserved concurrency only when asked for (the five
 #    documented values), none by default; the sms, alerts and watch functions' on-failure
-#    destination is the dead-letter queue; the flight events go from flights to watch;
+#    destination is the dead-letter queue; the flight events go from flights to watch, and
+#    flights announces registrations only when watching is on (its topic variable empty when
+#    off);
 # 5. tests/deploy/check_api.py: the template against openapi.yaml, and the roles (watch outside
 #    the VPC, publishing nothing; flights publishing to the flight events topic only); and
 #    tests/deploy/gateway_responses.py: the packaged API's gateway responses are problem+json
@@ -71,14 +74,16 @@ python=python3
 [[ -x $HOME/.cache/flightwatch/venv/bin/python ]] && python="$HOME/.cache/flightwatch/venv/bin/python"
 template=.serverless/cloudformation-template-update-stack.json
 
-# package RESERVED: packages with params.ci.json's ReservedConcurrency set to RESERVED (true or
-# false) and checks the template follows the params (check_params.py).
+# package RESERVED WATCHING: packages with params.ci.json's ReservedConcurrency set to RESERVED
+# and its Watching to WATCHING (each true or false), and checks the template follows the params
+# (check_params.py).
 package() {
-  fw_log "params: tests/deploy/params.ci.json with ReservedConcurrency $1 -> $params"
+  fw_log "params: tests/deploy/params.ci.json with ReservedConcurrency $1, Watching $2 -> $params"
   "$python" -c 'import json, sys
 p = json.load(open(sys.argv[1]))
 p["ReservedConcurrency"] = sys.argv[3] == "true"
-json.dump(p, open(sys.argv[2], "w"), indent=2)' tests/deploy/params.ci.json "$params" "$1"
+p["Watching"] = sys.argv[4] == "true"
+json.dump(p, open(sys.argv[2], "w"), indent=2)' tests/deploy/params.ci.json "$params" "$1" "$2"
   fw_log "serverless package --stage $stage (artifacts: $artifacts)"
   rm -f "$template"
   npx --no-install serverless package --stage "$stage" --param="artifacts=$staged"
@@ -86,8 +91,9 @@ json.dump(p, open(sys.argv[2], "w"), indent=2)' tests/deploy/params.ci.json "$pa
   fw_log "check $template against $params"
   "$python" tests/deploy/check_params.py "$template" "$params"
 }
-package true
-package false # last: the template the checks below and scripts/test.sh's lint see
+package true false
+# Last: the template the checks below and scripts/test.sh's lint see (params.ci.json's own values).
+package false true
 
 fw_log "check the API and the roles in $template"
 "$python" tests/deploy/check_api.py "$template"

@@ -97,6 +97,8 @@ elif phase == "deployed":
     check("serverless parameters rendered from the outputs",
           params["AlertsTopicArn"] == outputs["AlertsTopicArn"] and params["Stage"] == stage
           and params["FlightEventsTopicArn"] == outputs["FlightEventsTopicArn"], params)
+    check("watching is on exactly when the deploy had an AeroAPI key (params.json's Watching)",
+          params.get("Watching") is bool(aeroapi_key), params.get("Watching"))
     fns = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
     lambda_dir = os.environ.get("FLIGHTWATCH_LAMBDA_DIR", "target/lambda")
     for fn in ("flights", "alerts", "sms", "watch", "migrate"):
@@ -109,9 +111,13 @@ elif phase == "deployed":
               for fn in ("flights", "alerts", "sms", "watch")}
     check("flights and alerts run in the VPC, sms and watch outside",
           in_vpc == {"flights": True, "alerts": True, "sms": False, "watch": False}, in_vpc)
+    # Registrations are announced only when watching is on (an AeroAPI key given at deploy time);
+    # off, the variable is empty (or left out by the emulator): nothing is announced.
     env = fns.get(f"{functions}-flights", {}).get("Environment", {}).get("Variables", {})
-    check("flights publishes to the flight events topic",
-          env.get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN") == outputs["FlightEventsTopicArn"], env)
+    announced = outputs["FlightEventsTopicArn"] if aeroapi_key else ""
+    check("flights announces registrations on the flight events topic only when watching is on",
+          env.get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN", "") == announced,
+          {"FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN": env.get("FLIGHTWATCH_FLIGHT_EVENTS_TOPIC_ARN"), "want": announced})
     env = fns.get(f"{functions}-alerts", {}).get("Environment", {}).get("Variables", {})
     check("alerts reads its config from the bucket and publishes to the topic",
           env.get("FLIGHTWATCH_CONFIG_BUCKET") == bucket and env.get("FLIGHTWATCH_ALERTS_TOPIC_ARN") == outputs["AlertsTopicArn"], env)

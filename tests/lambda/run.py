@@ -213,8 +213,9 @@ def main():
             book = json.load(r)
         check("watch: the announced flight is watched at AeroAPI, delivering to the feed with its token",
               watched == [{"outcome": "STARTED", "watchId": "1"}]
-              and [(a["ident"], a["start"], a["end"]) for a in book["alerts"]] == [("UA123", "2037-12-01", "2037-12-02")]
-              and book["endpoint"] == f"https://api.example.com/dev/feeds/flightaware?token={feed_token}",
+              and [(a["ident"], a["start"], a["end"]) for a in book["alerts"]] == [("UA123", "2037-12-01", "2037-12-01")]
+              and book["alerts"][0]["target_url"] == f"https://api.example.com/dev/feeds/flightaware?token={feed_token}"
+              and book["endpoint"] == book["alerts"][0]["target_url"],
               (watched, book))
         again = invoke("watch", data=event)
         check("watch: the same announcement again starts no second watch",

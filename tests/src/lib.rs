@@ -43,10 +43,7 @@ impl Harness {
     /// as the database user the deployer provisions for it, with exactly its grants; `pool`, the
     /// admin's, only migrates, provisions and counts rows.
     pub async fn start_with(pool: MySqlPool, sns: Option<SnsOptions>) -> Self {
-        let users = FunctionPools::provision(&pool, 5)
-            .await
-            .expect("migrations and function users");
-        let stores = Stores::mysql_as(&users);
+        let stores = as_functions(&pool).await;
         Self::serve(stores, Db::MySql(pool), sns, None, temp_dir()).await
     }
 
@@ -60,10 +57,7 @@ impl Harness {
     pub async fn start_watching(pool: Option<MySqlPool>, watch: WatchOptions) -> Self {
         match pool {
             Some(pool) => {
-                let users = FunctionPools::provision(&pool, 5)
-                    .await
-                    .expect("migrations and function users");
-                let stores = Stores::mysql_as(&users);
+                let stores = as_functions(&pool).await;
                 Self::serve(stores, Db::MySql(pool), None, Some(watch), temp_dir()).await
             }
             None => Self::start_sqlite_with(Some(watch)).await,
@@ -225,6 +219,14 @@ impl Drop for Harness {
         self.stack.relay.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The stores, each connected as the database user the deployer provisions for its function.
+async fn as_functions(pool: &MySqlPool) -> Stores {
+    let users = FunctionPools::provision(pool, 5)
+        .await
+        .expect("migrations and function users");
+    Stores::mysql_as(&users)
 }
 
 fn temp_dir() -> PathBuf {

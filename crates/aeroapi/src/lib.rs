@@ -1,8 +1,10 @@
 //! FlightAware AeroAPI v4 as the flight-status provider that watches flights: one alert per
 //! registered flight (`POST /alerts`), listed with `GET /alerts` (the provider's list is the
-//! record of what is watched), ended with `DELETE /alerts/{id}`. Alerts are delivered to the
-//! account-wide endpoint (`PUT /alerts/endpoint`), set to the API's `/feeds/flightaware` URL
-//! before the first alert of each cold start, since AeroAPI refuses alerts without it.
+//! record of what is watched), ended with `DELETE /alerts/{id}`. Each alert delivers to this
+//! stage's `/feeds/flightaware` URL (its `target_url`), and only alerts that do are ours: a key
+//! shared by several stages, or alerts made by hand on the account, are left alone. AeroAPI
+//! refuses alerts while the account has no endpoint (`PUT /alerts/endpoint`), so ours is set
+//! when none is, never over another's.
 //! Shapes from AeroAPI's published OpenAPI description
 //! (<https://www.flightaware.com/aeroapi/portal/documentation>).
 
@@ -69,12 +71,26 @@ impl AeroApi {
             .header(reqwest::header::ACCEPT, "application/json")
     }
 
-    /// Points the account's alert deliveries at our feed, once per cold start (idempotent).
+    /// Gives the account an alert endpoint (ours) when it has none, once per cold start.
     async fn ensure_endpoint(&self) -> Result<(), ProviderError> {
         self.endpoint_set
             .get_or_try_init(|| async {
-                let body = EndpointBody {
-                    url: self.endpoint.expose_secret(),
+                let response = self
+                    .request(reqwest::Method::GET, "/alerts/endpoint")
+                    .send()
+                    .await
+                    .map_err(transport)?;
+                let current: Endpoint = self
+                    .expect_success(response, "GET /alerts/endpoint")
+                    .await?
+                    .json()
+                    .await
+                    .map_err(|e| unreadable("GET /alerts/endpoint", e))?;
+                if current.url.is_some_and(|url| !url.is_empty()) {
+                    return Ok(());
+                }
+                let body = Endpoint {
+                    url: Some(self.endpoint.expose_secret().to_owned()),
                 };
                 let response = self
                     .request(reqwest::Method::PUT, "/alerts/endpoint")
@@ -82,12 +98,44 @@ impl AeroApi {
                     .send()
                     .await
                     .map_err(transport)?;
-                expect_success(response, "PUT /alerts/endpoint").await?;
-                tracing::info!("AeroAPI alert endpoint set");
+                self.expect_success(response, "PUT /alerts/endpoint")
+                    .await?;
+                tracing::info!("AeroAPI account endpoint set to this stage's feed");
                 Ok(())
             })
             .await
             .map(drop)
+    }
+
+    /// A 2xx, or the error with AeroAPI's own reason, the feed's token taken out: an error about
+    /// an endpoint could quote it, and errors end up in logs and dead letters.
+    async fn expect_success(
+        &self,
+        response: Response,
+        call: &str,
+    ) -> Result<Response, ProviderError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let mut detail: String = body.chars().take(300).collect();
+        if let Some((_, token)) = self.endpoint.expose_secret().split_once("token=") {
+            if !token.is_empty() {
+                detail = detail.replace(token, "[token]");
+            }
+        }
+        let message = format!("{call}: {status}: {detail}");
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Err(ProviderError::Transient(message))
+        } else {
+            Err(ProviderError::Permanent(message))
+        }
+    }
+
+    /// Whether a listed alert is ours: it delivers to this stage's feed.
+    fn is_ours(&self, alert: &serde_json::Value) -> bool {
+        alert.get("target_url").and_then(|u| u.as_str()) == Some(self.endpoint.expose_secret())
     }
 }
 
@@ -99,9 +147,9 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-#[derive(Serialize)]
-struct EndpointBody<'a> {
-    url: &'a str,
+#[derive(Serialize, Deserialize)]
+struct Endpoint {
+    url: Option<String>,
 }
 
 /// `POST /alerts`: AeroAPI requires every event flag.
@@ -113,6 +161,8 @@ struct NewAlert<'a> {
     start: NaiveDate,
     end: NaiveDate,
     events: Events,
+    /// This stage's feed: a key shared by stages delivers each alert to its own.
+    target_url: &'a str,
 }
 
 /// What is pushed: the plan filed (with its times), the departure (which bundles departure
@@ -148,12 +198,14 @@ const EVENTS: Events = Events {
     hold_end: false,
 };
 
+/// A page of `GET /alerts`. Each alert is read on its own (`listed`), so that one alert of a
+/// shape we do not expect (made by hand, a newer API) cannot make the whole list unreadable.
 #[derive(Deserialize)]
 struct AlertPage {
     #[serde(default)]
     links: Option<Links>,
     #[serde(default)]
-    alerts: Vec<ListedAlert>,
+    alerts: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -161,30 +213,26 @@ struct Links {
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ListedAlert {
-    id: i64,
-    #[serde(default)]
-    ident: Option<String>,
-    /// The ident as given, when AeroAPI resolved a codeshare into `ident`.
-    #[serde(default)]
-    user_ident: Option<String>,
-    #[serde(default)]
-    start: Option<NaiveDate>,
-    #[serde(default)]
-    end: Option<NaiveDate>,
-}
-
-impl From<ListedAlert> for Watch {
-    fn from(a: ListedAlert) -> Self {
-        let ident = a.user_ident.or(a.ident);
-        Watch {
-            id: a.id.to_string(),
-            flight_number: ident.as_deref().and_then(|i| FlightNumber::parse(i).ok()),
-            first_day: a.start,
-            last_day: a.end,
-        }
-    }
+/// One listed alert as a watch; `None` without an id. The flight is named by the ident we gave
+/// (`user_ident`, kept when AeroAPI resolves a codeshare into `ident`), else `ident`, else its
+/// IATA form; the days are read from dates or date-times.
+fn listed(alert: &serde_json::Value) -> Option<Watch> {
+    let text = |key: &str| alert.get(key).and_then(|v| v.as_str());
+    let day = |key: &str| {
+        text(key)
+            .and_then(|d| d.get(..10))
+            .and_then(|d| d.parse::<NaiveDate>().ok())
+    };
+    let id = alert.get("id").and_then(serde_json::Value::as_i64)?;
+    Some(Watch {
+        id: id.to_string(),
+        flight_number: ["user_ident", "ident", "ident_iata"]
+            .into_iter()
+            .filter_map(text)
+            .find_map(|i| FlightNumber::parse(i).ok()),
+        first_day: day("start"),
+        last_day: day("end"),
+    })
 }
 
 /// At most this many pages are followed: 15 alerts a page, far more than this system watches.
@@ -201,12 +249,18 @@ impl FlightWatcher for AeroApi {
                 .send()
                 .await
                 .map_err(transport)?;
-            let response = expect_success(response, "GET /alerts").await?;
-            let page: AlertPage = response
+            let page: AlertPage = self
+                .expect_success(response, "GET /alerts")
+                .await?
                 .json()
                 .await
-                .map_err(|e| ProviderError::Transient(format!("GET /alerts: unreadable: {e}")))?;
-            watches.extend(page.alerts.into_iter().map(Watch::from));
+                .map_err(|e| unreadable("GET /alerts", e))?;
+            watches.extend(
+                page.alerts
+                    .iter()
+                    .filter(|a| self.is_ours(a))
+                    .filter_map(listed),
+            );
             match page.links.and_then(|l| l.next) {
                 // A link relative to the base, as AeroAPI gives it.
                 Some(next) => path = next,
@@ -227,6 +281,7 @@ impl FlightWatcher for AeroApi {
             start: request.first_day,
             end: request.last_day,
             events: EVENTS,
+            target_url: self.endpoint.expose_secret(),
         };
         let response = self
             .request(reqwest::Method::POST, "/alerts")
@@ -234,17 +289,19 @@ impl FlightWatcher for AeroApi {
             .send()
             .await
             .map_err(transport)?;
-        let response = expect_success(response, "POST /alerts").await?;
+        let response = self.expect_success(response, "POST /alerts").await?;
         // 201 with no body: the new alert is named by its Location, /alerts/{id}.
         response
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.split(['?', '#']).next())
             .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
             .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_owned)
             .ok_or_else(|| {
-                ProviderError::Permanent("POST /alerts: no alert id in the Location header".into())
+                // Created, but unnamed: the next announcement or sweep finds it in the list.
+                ProviderError::Transient("POST /alerts: no alert id in the Location header".into())
             })
     }
 
@@ -257,7 +314,7 @@ impl FlightWatcher for AeroApi {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(());
         }
-        expect_success(response, "DELETE /alerts/{id}")
+        self.expect_success(response, "DELETE /alerts/{id}")
             .await
             .map(drop)
     }
@@ -269,18 +326,42 @@ fn transport(e: reqwest::Error) -> ProviderError {
     ProviderError::Transient(e.without_url().to_string())
 }
 
-/// A 2xx, or the error with AeroAPI's own reason (its error bodies carry no secrets).
-async fn expect_success(response: Response, call: &str) -> Result<Response, ProviderError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let body = response.text().await.unwrap_or_default();
-    let detail: String = body.chars().take(300).collect();
-    let message = format!("{call}: {status}: {detail}");
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        Err(ProviderError::Transient(message))
-    } else {
-        Err(ProviderError::Permanent(message))
+/// A 2xx answer we cannot read: asking again gets the same answer.
+fn unreadable(call: &str, e: reqwest::Error) -> ProviderError {
+    ProviderError::Permanent(format!("{call}: unreadable answer: {}", e.without_url()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_alert_is_named_by_the_ident_we_gave_and_read_leniently() {
+        let resolved = serde_json::json!({
+            "id": 7, "ident": "UAL123", "user_ident": "UA123", "ident_iata": "UA123",
+            "start": "2037-12-01", "end": "2037-12-01T23:59:59Z"
+        });
+        let watch = listed(&resolved).expect("an alert with an id");
+        assert_eq!(watch.id, "7");
+        assert_eq!(
+            watch.flight_number.map(|n| n.to_string()),
+            Some("UA123".into())
+        );
+        assert_eq!(
+            watch.last_day.map(|d| d.to_string()),
+            Some("2037-12-01".into())
+        );
+        // Only the ICAO ident and its IATA form.
+        let icao = serde_json::json!({"id": 8, "ident": "UAL123", "ident_iata": "UA123"});
+        let watch = listed(&icao).expect("an alert with an id");
+        assert_eq!(
+            watch.flight_number.map(|n| n.to_string()),
+            Some("UA123".into())
+        );
+        assert_eq!(watch.first_day, None);
+        // Made by hand, with no ident: never a flight of ours.
+        let other = serde_json::json!({"id": 9, "ident": null, "start": "soon"});
+        assert_eq!(listed(&other).and_then(|w| w.flight_number), None);
+        assert!(listed(&serde_json::json!({"ident": "UA123"})).is_none());
     }
 }

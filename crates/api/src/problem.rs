@@ -53,7 +53,7 @@ pub enum ApiError {
     #[error("this Idempotency-Key was already used with a different request; use a new key for a new request")]
     KeyReused,
     /// 503 with `Retry-After`: a fault that passes by itself (the database unreachable, busy or
-    /// in a deadlock).
+    /// in a deadlock), or a registration stored whose announcement SNS did not take.
     #[error("the service is temporarily unavailable; retry in a few seconds")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// 500: anything unexpected, including storage faults that will not pass by themselves (a

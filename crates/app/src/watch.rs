@@ -9,7 +9,11 @@ use serde::Serialize;
 
 /// What an announcement came to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE", tag = "outcome", content = "watchId")]
+#[serde(
+    rename_all = "SCREAMING_SNAKE_CASE",
+    tag = "outcome",
+    content = "watchId"
+)]
 pub enum Watched {
     /// A new watch, with the provider's id.
     Started(String),

@@ -1,5 +1,5 @@
 //! Watching over an in-memory provider: what the watch use cases decide. The same flows run
-//! against the AeroAPI adapter and the fake AeroAPI server end to end (tests/flows.rs) and
+//! against the AeroAPI adapter and the fake AeroAPI server end to end (tests/watching.rs) and
 //! under cargo lambda (tests/lambda).
 
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
@@ -125,8 +125,8 @@ async fn a_sweep_ends_the_watches_of_flights_that_have_left_and_second_watches()
             duplicates: vec!["3".into()]
         }
     );
-    // UA123 may depart until 2 December, local time: a day over everywhere on 4 December.
-    let swept = sweep(&provider, at("2037-12-04T00:00:01Z")).await.unwrap();
+    // UA123 departs on 1 December, local time: a day over everywhere on 3 December.
+    let swept = sweep(&provider, at("2037-12-03T00:00:01Z")).await.unwrap();
     assert_eq!(swept.departed, vec!["1".to_owned()]);
     let left: Vec<String> = provider
         .watches

@@ -189,16 +189,18 @@ pub struct FunctionSettings {
     pub monthly_quota: u32,
     /// Whether the functions reserve concurrency (see `serverless.yml`).
     pub reserved_concurrency: bool,
+    /// Whether watching is on: the deploy has an AeroAPI key. Only then does the flights function
+    /// announce registrations on the flight events topic (see `serverless.yml`).
+    pub watching: bool,
 }
 
-/// Writes `.deploy/<stage>/params.json`, which `serverless.yml` reads: no AWS lookups at package
-/// time, so `sls package` works offline.
-pub fn write_serverless_params(
+/// The text of `.deploy/<stage>/params.json`, checked to be JSON.
+fn render_serverless_params(
     root: &Path,
     outputs: &HashMap<String, String>,
     stage: &str,
     settings: &FunctionSettings,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<String> {
     let mut values = outputs.clone();
     for (k, v) in [
         ("Stage", stage.to_owned()),
@@ -212,6 +214,7 @@ pub fn write_serverless_params(
             "ReservedConcurrency",
             settings.reserved_concurrency.to_string(),
         ),
+        ("Watching", settings.watching.to_string()),
     ] {
         values.insert(k.into(), v);
     }
@@ -222,6 +225,18 @@ pub fn write_serverless_params(
     // A rendering that is not valid JSON would only fail later, inside serverless.
     serde_json::from_str::<serde_json::Value>(&text)
         .context("the rendered parameters are not valid JSON")?;
+    Ok(text)
+}
+
+/// Writes `.deploy/<stage>/params.json`, which `serverless.yml` reads: no AWS lookups at package
+/// time, so `sls package` works offline.
+pub fn write_serverless_params(
+    root: &Path,
+    outputs: &HashMap<String, String>,
+    stage: &str,
+    settings: &FunctionSettings,
+) -> anyhow::Result<PathBuf> {
+    let text = render_serverless_params(root, outputs, stage, settings)?;
     let dir = root.join(".deploy").join(stage);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("params.json");
@@ -322,6 +337,50 @@ mod tests {
             settings.connect_options().get_ssl_mode(),
             sqlx::mysql::MySqlSslMode::Required
         ));
+    }
+
+    /// Rendered as the deployer renders it: the keys of the example `tests/deploy/params.ci.json`
+    /// (which `tests/deploy/package.sh` packages), and `Watching` and `ReservedConcurrency` as
+    /// JSON booleans, which `serverless.yml` looks up in `custom.booleans`.
+    #[test]
+    fn the_serverless_params_render_the_example_keys_and_watching_as_a_boolean() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let example: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(root.join("tests/deploy/params.ci.json")).unwrap(),
+        )
+        .unwrap();
+        let outputs: HashMap<String, String> = example
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        for watching in [true, false] {
+            let settings = FunctionSettings {
+                region: "us-east-1".into(),
+                architecture: "arm64".into(),
+                sms_sender_id: String::new(),
+                throttle_rate: 20,
+                throttle_burst: 40,
+                monthly_quota: 100_000,
+                reserved_concurrency: false,
+                watching,
+            };
+            let text = render_serverless_params(&root, &outputs, "ci", &settings).unwrap();
+            let params: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                params.keys().collect::<Vec<_>>(),
+                example.keys().collect::<Vec<_>>()
+            );
+            assert_eq!(params["Watching"], serde_json::Value::Bool(watching));
+            assert_eq!(
+                params["ReservedConcurrency"],
+                serde_json::Value::Bool(false)
+            );
+            assert_eq!(
+                params["FlightEventsTopicArn"],
+                example["FlightEventsTopicArn"]
+            );
+        }
     }
 
     const KEY: &str = "Aero0123456789abcdefABCDEF0123xyz";

@@ -217,10 +217,10 @@ mod tests {
                 "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:flightwatch-dev-watch:$LATEST"
             },
             "requestPayload": {"Records": [{"Sns": {"Message": "{\"flightId\":\"UA123-2037-12-01\"}"}}]},
-            "responsePayload": {"errorType": "ProviderFailed"}
+            "responsePayload": {"errorType": "NotificationFailed"}
         });
         let (origin, alerts) = parse_body(&record.to_string());
-        assert_eq!(origin, "watch invocation failed (ProviderFailed)");
+        assert_eq!(origin, "watch invocation failed (NotificationFailed)");
         assert!(alerts.is_empty(), "only alert messages are redriven");
         let (origin, _) = parse_body(r#"{"responsePayload": {"errorType": "X"}}"#);
         assert_eq!(origin, "a function's invocation failed (X)");

@@ -277,6 +277,8 @@ async fn main() -> anyhow::Result<()> {
                 throttle_burst,
                 monthly_quota,
                 reserved_concurrency,
+                // The flights function announces registrations only when watching is on.
+                watching: aeroapi_key.is_some(),
             };
             configure::write_serverless_params(&cli.root, &outputs, &stage, &settings)?;
         }

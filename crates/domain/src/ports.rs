@@ -293,9 +293,9 @@ pub trait AlertStore: Notifications + AlertListing + Outbox + DeliveryLedger {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// A failure to hand a message to the bus.
+/// A failure to hand a message to a bus (an SNS topic in AWS).
 #[derive(Debug, thiserror::Error)]
-#[error("publishing to the alerts bus failed: {0}")]
+#[error("publishing to the bus failed: {0}")]
 pub struct BusError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// The alerts bus (an SNS topic in AWS).

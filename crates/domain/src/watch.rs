@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::flight::{AirportCode, FlightNumber, FlightSchedule};
 
 /// A registration announced on the flight events bus: the flight as the alerts function knows
-/// it, and nothing about its passengers. Versioned JSON, like the alert messages.
+/// it (its schedule, as the flights function stored it), and nothing about its passengers. Versioned JSON, like the alert messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlightRegistered {
@@ -50,8 +50,10 @@ impl FlightRegistered {
 }
 
 /// What a provider is asked to watch: the flight as providers name it (number and airports), and
-/// the days its departure may fall on, in the departure airport's time zone as AeroAPI takes
-/// them: the scheduled one and the next, so that a delay past midnight is still reported.
+/// the days of its scheduled departure, in the departure airport's time zone as AeroAPI takes
+/// them (the registration's own offset). A flight delayed past midnight is still the flight of
+/// its scheduled day; a window of one day keeps the next day's flight of a daily route, which
+/// would be billed and ignored, out of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchRequest {
     pub flight_number: FlightNumber,
@@ -69,9 +71,7 @@ impl WatchRequest {
             origin: flight.origin,
             destination: flight.destination,
             first_day,
-            last_day: first_day
-                .checked_add_days(Days::new(1))
-                .unwrap_or(first_day),
+            last_day: first_day,
         }
     }
 }
@@ -140,11 +140,11 @@ mod tests {
     }
 
     #[test]
-    fn a_watch_covers_the_local_day_of_departure_and_the_next() {
+    fn a_watch_covers_the_local_day_of_departure() {
         // 23:30 in San Francisco is the next day in UTC; AeroAPI takes the airport's own date.
         let request = WatchRequest::for_flight(&schedule("2037-12-01T23:30:00-08:00"));
         assert_eq!(request.first_day.to_string(), "2037-12-01");
-        assert_eq!(request.last_day.to_string(), "2037-12-02");
+        assert_eq!(request.last_day.to_string(), "2037-12-01");
     }
 
     #[test]
@@ -171,9 +171,9 @@ mod tests {
         };
         assert!(watch.is_for(&request));
         let at = |t: &str| parse_time(t).expect("time").to_utc();
-        // 2 December ends at noon UTC on the 3rd in the last time zone to see it.
-        assert!(!watch.is_over(at("2037-12-03T23:59:59Z")));
-        assert!(watch.is_over(at("2037-12-04T00:00:00Z")));
+        // 1 December ends at noon UTC on the 2nd in the last time zone to see it.
+        assert!(!watch.is_over(at("2037-12-02T23:59:59Z")));
+        assert!(watch.is_over(at("2037-12-03T00:00:00Z")));
         let not_ours = Watch {
             flight_number: None,
             ..watch

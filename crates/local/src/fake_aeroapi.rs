@@ -148,6 +148,8 @@ struct Book {
     alerts: BTreeMap<i64, FakeAlert>,
     last_id: i64,
     deleted: Vec<i64>,
+    /// How many times the list was read from its first page (a watcher's look before it acts).
+    listings: usize,
 }
 
 /// The fake's shared state: its key, its book, and the HTTP client pushes go out with.
@@ -191,6 +193,11 @@ impl FakeState {
         self.book().deleted.clone()
     }
 
+    /// How many times `GET /alerts` was read from its first page.
+    pub fn listings(&self) -> usize {
+        self.book().listings
+    }
+
     /// The account-wide endpoint set with `PUT /alerts/endpoint`.
     pub fn endpoint(&self) -> Option<String> {
         self.book().endpoint.clone()
@@ -230,14 +237,15 @@ impl FakeState {
             .body(body)
             .send()
             .await
-            .map_err(|e| PushError::Delivery(target.clone(), e))?;
+            .map_err(|e| PushError::Delivery(without_query(&target).to_owned(), e.without_url()))?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| PushError::Delivery(target.clone(), e))?;
+            .map_err(|e| PushError::Delivery(without_query(&target).to_owned(), e.without_url()))?;
         let answer = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let target = without_query(&target);
         tracing::info!(alert_id = alert.id, ident = %alert.ident, %target, status, "alert pushed");
         Ok((status, answer))
     }
@@ -602,7 +610,7 @@ async fn put_endpoint(
         .url
         .ok_or_else(|| AeroError::bad_request("url is required"))?;
     check_url("url", &url)?;
-    tracing::info!(%url, "alerts endpoint set");
+    tracing::info!(url = without_query(&url), "alerts endpoint set");
     state.book().endpoint = Some(url);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -756,7 +764,10 @@ async fn list_alerts(
             .ok_or_else(|| AeroError::bad_request("max_pages must be a positive integer"))?,
     };
     let limit = PAGE_SIZE.saturating_mul(max_pages);
-    let book = state.book();
+    let mut book = state.book();
+    if after.is_none() {
+        book.listings += 1;
+    }
     let mut remaining = book
         .alerts
         .range(after.map_or(i64::MIN, |a| a.saturating_add(1))..)
@@ -839,6 +850,11 @@ async fn control_alerts(State(state): State<FakeState>) -> Json<Snapshot> {
     })
 }
 
+/// A URL for the log: its query (the feed's token) left out.
+fn without_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
 /// A fake AeroAPI serving in a tokio task on 127.0.0.1; dropping it stops the server.
 pub struct FakeAeroApi {
     state: FakeState,
@@ -888,6 +904,11 @@ impl FakeAeroApi {
     /// The ids of the alerts deleted, in the order they were.
     pub fn deleted(&self) -> Vec<i64> {
         self.state.deleted()
+    }
+
+    /// How many times `GET /alerts` was read from its first page.
+    pub fn listings(&self) -> usize {
+        self.state.listings()
     }
 
     /// The account-wide endpoint, once set.

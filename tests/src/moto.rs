@@ -14,6 +14,7 @@ pub fn endpoint() -> String {
 /// SDK configuration for the emulator, whatever credentials the environment has.
 pub async fn sdk() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(flightwatch_aws::http_client())
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

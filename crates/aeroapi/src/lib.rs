@@ -139,12 +139,13 @@ impl AeroApi {
     }
 }
 
-/// Makes aws-lc-rs (the AWS SDK's own) rustls' process-wide crypto provider. reqwest is built
-/// without a provider of its own (no second crypto stack), so every `reqwest::Client` in a
-/// process that links this crate (the watch function, the local stack, the tests) needs one
-/// installed before it is built, or reqwest panics. Installing twice is harmless.
+/// Makes ring (the AWS SDK's client's, as `flightwatch_aws::http_client` builds it) rustls'
+/// process-wide crypto provider. reqwest is built without a provider of its own (no second crypto
+/// stack), so every `reqwest::Client` in a process that links this crate (the watch function, the
+/// local stack, the tests) needs one installed before it is built, or reqwest panics. Installing
+/// twice is harmless.
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[derive(Serialize, Deserialize)]

@@ -30,8 +30,18 @@ pub use sms_clients::{LazySmsClients, SmsClientSettings};
 /// The SDK configuration, loaded once per cold start from the standard environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client())
         .load()
         .await
+}
+
+/// The SDK's HTTPS client on rustls with ring, the crypto library every binary links once
+/// (sqlx's and reqwest's TLS use it too); the SDK's default client would add aws-lc beside it.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 #[cfg(feature = "sns")]

@@ -5,7 +5,8 @@ its resident memory at that moment. Each function runs alternately with `hello-l
 smallest lambda_runtime function, same profile), so both see the same machine, and the table
 gives medians over N runs with the ratio to that baseline.
 
-  coldstart.py BIN_DIR [N]      (BIN_DIR holds release builds of hello-lambda, flights, alerts, sms)
+  coldstart.py BIN_DIR [N]      (BIN_DIR holds release builds of hello-lambda, flights, alerts, sms,
+                                watch)
 """
 
 import http.server
@@ -46,6 +47,11 @@ env = {
     "FLIGHTWATCH_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench",
     "FLIGHTWATCH_SMS_CLAIMS_BUCKET": "bench-sms-claims",
     "FLIGHTWATCH_DELIVERY_REPORTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-reports",
+    # watch: its key is read from S3 on the first event, not at start.
+    "FLIGHTWATCH_CONFIG_BUCKET": "bench-config",
+    "FLIGHTWATCH_CONFIG_KEY": "bench/watch.properties",
+    "FLIGHTWATCH_FLIGHTAWARE_TOKEN": "bench-feed-token-0123456789abcdefghijkl",
+    "FLIGHTWATCH_FEED_URL": "https://api.example.com/bench/feeds/flightaware",
 }
 
 
@@ -77,7 +83,7 @@ print(f"cold start to first /next, median of {RUNS} runs alternating with the ba
 print(f"{'function':<13} {'start (ms)':>10} {'x base':>7} {'p90 (ms)':>9} {'RSS (MiB)':>10} {'x base':>7} "
       f"{'binary (MiB)':>13}")
 baseline = os.path.join(BIN_DIR, "hello-lambda")
-for name in ("flights", "alerts", "sms"):
+for name in ("flights", "alerts", "sms", "watch"):
     path = os.path.join(BIN_DIR, name)
     runs = {"hello-lambda": ([], []), name: ([], [])}
     for _ in range(RUNS):

@@ -17,7 +17,7 @@ fw_target_dir
 n=${1:-300}
 
 fw_log "release build (host architecture)"
-cargo build --quiet --release --locked -p hello-lambda -p flights -p alerts -p sms -p flightwatch-local \
+cargo build --quiet --release --locked -p hello-lambda -p flights -p alerts -p sms -p watch -p flightwatch-local \
   -p flightwatch-mysql
 
 echo

@@ -113,10 +113,7 @@ impl Harness {
         });
         Self {
             base,
-            http: {
-                flightwatch_aeroapi::install_crypto_provider();
-                reqwest::Client::new()
-            },
+            http: reqwest::Client::new(),
             db,
             outbox,
             dir,

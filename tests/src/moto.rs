@@ -42,7 +42,6 @@ pub fn unique(prefix: &str) -> String {
 
 /// moto's view of everything it holds.
 pub async fn data() -> Value {
-    flightwatch_aeroapi::install_crypto_provider();
     reqwest::get(format!("{}/moto-api/data.json", endpoint()))
         .await
         .expect("moto answers")

@@ -48,7 +48,6 @@ impl AeroApi {
         key: SecretString,
         endpoint: SecretString,
     ) -> Result<Self, ProviderError> {
-        install_crypto_provider();
         let http = reqwest::Client::builder()
             // Well under the watch function's 30 s: a slow call fails and the event is retried.
             .timeout(Duration::from_secs(10))
@@ -137,15 +136,6 @@ impl AeroApi {
     fn is_ours(&self, alert: &serde_json::Value) -> bool {
         alert.get("target_url").and_then(|u| u.as_str()) == Some(self.endpoint.expose_secret())
     }
-}
-
-/// Makes ring (the AWS SDK's client's, as `flightwatch_aws::http_client` builds it) rustls'
-/// process-wide crypto provider. reqwest is built without a provider of its own (no second crypto
-/// stack), so every `reqwest::Client` in a process that links this crate (the watch function, the
-/// local stack, the tests) needs one installed before it is built, or reqwest panics. Installing
-/// twice is harmless.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[derive(Serialize, Deserialize)]
@@ -279,8 +269,8 @@ impl FlightWatcher for AeroApi {
             ident: request.flight_number.as_str(),
             origin: request.origin.as_str(),
             destination: request.destination.as_str(),
-            start: request.first_day,
-            end: request.last_day,
+            start: request.day,
+            end: request.day,
             events: EVENTS,
             target_url: self.endpoint.expose_secret(),
         };

@@ -35,8 +35,8 @@ impl FlightWatcher for Provider {
         self.watches.lock().unwrap().push(Watch {
             id: id.clone(),
             flight_number: Some(request.flight_number.clone()),
-            first_day: Some(request.first_day),
-            last_day: Some(request.last_day),
+            first_day: Some(request.day),
+            last_day: Some(request.day),
         });
         Ok(id)
     }

@@ -50,28 +50,25 @@ impl FlightRegistered {
 }
 
 /// What a provider is asked to watch: the flight as providers name it (number and airports), and
-/// the days of its scheduled departure, in the departure airport's time zone as AeroAPI takes
-/// them (the registration's own offset). A flight delayed past midnight is still the flight of
-/// its scheduled day; a window of one day keeps the next day's flight of a daily route, which
+/// the day of its scheduled departure, in the departure airport's time zone as AeroAPI takes it
+/// (the registration's own offset). A flight delayed past midnight is still the flight of its
+/// scheduled day; a window of that one day keeps the next day's flight of a daily route, which
 /// would be billed and ignored, out of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchRequest {
     pub flight_number: FlightNumber,
     pub origin: AirportCode,
     pub destination: AirportCode,
-    pub first_day: NaiveDate,
-    pub last_day: NaiveDate,
+    pub day: NaiveDate,
 }
 
 impl WatchRequest {
     pub fn for_flight(flight: &FlightSchedule) -> Self {
-        let first_day = flight.departure_date;
         Self {
             flight_number: flight.flight_number.clone(),
             origin: flight.origin,
             destination: flight.destination,
-            first_day,
-            last_day: first_day,
+            day: flight.departure_date,
         }
     }
 }
@@ -92,7 +89,7 @@ impl Watch {
     /// Whether this watch is the one `request` asks for.
     pub fn is_for(&self, request: &WatchRequest) -> bool {
         self.flight_number.as_ref() == Some(&request.flight_number)
-            && self.first_day == Some(request.first_day)
+            && self.first_day == Some(request.day)
     }
 
     /// Whether the flight has left by `now`: the last day its departure could fall on is over
@@ -143,8 +140,7 @@ mod tests {
     fn a_watch_covers_the_local_day_of_departure() {
         // 23:30 in San Francisco is the next day in UTC; AeroAPI takes the airport's own date.
         let request = WatchRequest::for_flight(&schedule("2037-12-01T23:30:00-08:00"));
-        assert_eq!(request.first_day.to_string(), "2037-12-01");
-        assert_eq!(request.last_day.to_string(), "2037-12-01");
+        assert_eq!(request.day.to_string(), "2037-12-01");
     }
 
     #[test]
@@ -166,8 +162,8 @@ mod tests {
         let watch = Watch {
             id: "7".into(),
             flight_number: Some(request.flight_number.clone()),
-            first_day: Some(request.first_day),
-            last_day: Some(request.last_day),
+            first_day: Some(request.day),
+            last_day: Some(request.day),
         };
         assert!(watch.is_for(&request));
         let at = |t: &str| parse_time(t).expect("time").to_utc();

@@ -164,9 +164,6 @@ pub struct FakeState {
 impl FakeState {
     /// An empty account whose requests must carry `key` in `x-apikey`.
     pub fn new(key: &str) -> Self {
-        // The stack links reqwest with rustls but no provider of its own (flightwatch-aeroapi):
-        // building a client before one is installed panics, even for plain HTTP.
-        flightwatch_aeroapi::install_crypto_provider();
         Self {
             key: key.into(),
             book: Arc::default(),
@@ -956,7 +953,6 @@ mod tests {
     const KEY: &str = "test-key";
 
     fn client() -> reqwest::Client {
-        flightwatch_aeroapi::install_crypto_provider();
         reqwest::Client::new()
     }
 

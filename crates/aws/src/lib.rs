@@ -27,12 +27,34 @@ pub use settings::{
 #[cfg(all(feature = "claims", feature = "sns"))]
 pub use sms_clients::{LazySmsClients, SmsClientSettings};
 
-/// The SDK configuration, loaded once per cold start from the standard environment.
+/// The SDK configuration of a function: region and credentials from the environment, which is
+/// where Lambda puts them (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when set (an emulator, or a VPC endpoint by URL).
+/// Not `aws_config::defaults`: its chain (profile files, SSO, STS web identity, ECS, IMDS) is
+/// never consulted in Lambda and links an STS client and a profile parser into every function
+/// (about 270 KiB of code); the deployer, which runs on people's machines, keeps that chain.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http_client())
-        .load()
-        .await
+    use aws_config::environment::{
+        EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+    };
+    use aws_config::meta::region::ProvideRegion;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+
+    let region = EnvironmentVariableRegionProvider::new().region().await;
+    let mut config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(http_client());
+    if let Some(url) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        config = config.endpoint_url(url);
+    }
+    config.build()
 }
 
 /// The SDK's HTTPS client on rustls with ring, the crypto library every binary links once

@@ -4,6 +4,7 @@
 //! the carrier's delivery status; and the watch function's schedule and SNS announcements.
 
 pub mod carrier;
+mod logging;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -19,8 +20,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tower::ServiceExt;
 
-pub use lambda_http::tracing::init_default_subscriber;
 pub use lambda_http::Error;
+pub use logging::init_logging;
 
 /// Serves an HTTP function: API Gateway REST events in, the router's responses out. The stage
 /// (`/dev`) is left out of the routed path by lambda_http itself, with

@@ -17,7 +17,7 @@ use flightwatch_mysql::MySqlAlertStore;
 
 #[tokio::main]
 async fn main() -> Result<(), flightwatch_lambda::Error> {
-    flightwatch_lambda::init_default_subscriber();
+    flightwatch_lambda::init_logging();
     let settings = AlertsSettings::from_env()?;
     let db = flightwatch_aws::load_database_settings(&settings.database).await?;
     let topic = settings.alerts_topic.as_str();

@@ -12,7 +12,7 @@ use flightwatch_mysql::MySqlFlightStore;
 
 #[tokio::main]
 async fn main() -> Result<(), flightwatch_lambda::Error> {
-    flightwatch_lambda::init_default_subscriber();
+    flightwatch_lambda::init_logging();
     let settings = FlightsSettings::from_env()?;
     let db = flightwatch_aws::load_database_settings(&settings.database).await?;
     let store = Arc::new(MySqlFlightStore::new(db.pool()));

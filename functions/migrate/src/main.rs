@@ -30,6 +30,6 @@ async fn handle(event: LambdaEvent<ProvisionRequest>) -> Result<Value, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    flightwatch_lambda::init_default_subscriber();
+    flightwatch_lambda::init_logging();
     lambda_runtime::run(service_fn(handle)).await
 }

@@ -12,7 +12,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    flightwatch_lambda::init_default_subscriber();
+    flightwatch_lambda::init_logging();
     let settings = SmsSettings::from_env()?;
     // Built on the first event, not before the runtime asks for one.
     let clients = Arc::new(LazySmsClients::new(SmsClientSettings {

@@ -9,7 +9,7 @@ use watch::{S3Key, Watching};
 
 #[tokio::main]
 async fn main() -> Result<(), flightwatch_lambda::Error> {
-    flightwatch_lambda::init_default_subscriber();
+    flightwatch_lambda::init_logging();
     let settings = WatchSettings::from_env()?;
     let aeroapi_url = settings
         .aeroapi_url

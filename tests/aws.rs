@@ -11,7 +11,8 @@ use flightwatch_api::alerts::{router, AlertsState};
 use flightwatch_api::flights::{router as flights_router, FlightsState};
 use flightwatch_app::relay;
 use flightwatch_aws::{
-    database_settings, s3_client, ConfigSource, LoadError, S3Claims, SnsSmsSender, SnsTopic,
+    database_settings, ConfigSource, LoadError, ObjectError, S3Claims, S3Objects, SnsSmsSender,
+    SnsTopic, Written,
 };
 use flightwatch_domain::flight::parse_time;
 use flightwatch_domain::ports::{AlertBus, Claim, FlightStore, OutgoingSms, SmsClaims, SmsSender};
@@ -109,7 +110,7 @@ async fn an_sms_goes_out_with_sns_publish_to_the_phone_number() {
 async fn a_recipient_is_claimed_once_in_s3_however_often_its_message_comes() {
     let sdk = moto::sdk().await;
     let bucket = moto::unique("claims");
-    s3_client(&sdk)
+    moto::s3(&sdk)
         .create_bucket()
         .bucket(&bucket)
         .send()
@@ -167,10 +168,127 @@ async fn a_recipient_is_claimed_once_in_s3_however_often_its_message_comes() {
     assert!(missing.claim(first, 0).await.is_err());
 }
 
+/// moto checks signatures only with its access control on, for every caller: this test runs its
+/// own moto server, makes a user with a key there, then turns access control on, so that each
+/// S3 call below is verified by botocore's SigV4 for S3, as AWS verifies it.
+#[tokio::test]
+async fn s3_objects_are_signed_as_s3_verifies_them() {
+    let port = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap().port()
+    };
+    let mut server = KillOnDrop(
+        std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server on PATH (scripts/test.sh puts it there)"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let up = async {
+        while reqwest::get(format!("{url}/moto-api/data.json"))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), up)
+        .await
+        .unwrap();
+    let sdk_as = |key: &str, secret: &str| {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(&url)
+            .http_client(flightwatch_aws::http_client())
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new(key, secret, None, None, "test"),
+            ))
+            .build()
+    };
+    let admin = sdk_as("test", "test");
+    let iam = aws_sdk_iam::Client::new(&admin);
+    iam.create_user().user_name("sms").send().await.unwrap();
+    iam.put_user_policy()
+        .user_name("sms")
+        .policy_name("objects")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("sms")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let bucket = moto::unique("signed");
+    moto::s3(&admin)
+        .create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let on = reqwest::Client::new()
+        .post(format!("{url}/moto-api/reset-auth"))
+        .body("0")
+        .send()
+        .await
+        .unwrap();
+    assert!(on.status().is_success());
+
+    let objects = S3Objects::new(
+        &sdk_as(key.access_key_id(), key.secret_access_key()),
+        &bucket,
+    );
+    let path = "claims/0190/1/0";
+    assert_eq!(
+        objects.create(path, Vec::new()).await.unwrap(),
+        Written::Created
+    );
+    assert_eq!(
+        objects.create(path, Vec::new()).await.unwrap(),
+        Written::Exists
+    );
+    objects.put(path, b"sns-message-1".to_vec()).await.unwrap();
+    assert_eq!(objects.get(path).await.unwrap(), b"sns-message-1");
+    let missing = objects.get("dev/none.properties").await.unwrap_err();
+    assert!(
+        matches!(&missing, ObjectError::Refused { status: 404, code } if code == "NoSuchKey"),
+        "{missing}"
+    );
+    // The same calls with a wrong secret are refused: the signatures above were checked.
+    let forged = S3Objects::new(&sdk_as(key.access_key_id(), "not-the-secret"), &bucket);
+    let refused = forged.get(path).await.unwrap_err();
+    assert!(
+        matches!(&refused, ObjectError::Refused { status: 403, code } if code == "SignatureDoesNotMatch"),
+        "{refused}"
+    );
+    server.0.kill().ok();
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 #[tokio::test]
 async fn database_settings_come_from_the_properties_file_in_s3() {
     let sdk = moto::sdk().await;
-    let s3 = s3_client(&sdk);
+    let s3 = moto::s3(&sdk);
     let bucket = moto::unique("config");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let put = |key: &'static str, text: &'static str| {
@@ -199,7 +317,7 @@ async fn database_settings_come_from_the_properties_file_in_s3() {
         key: key.into(),
     };
 
-    let settings = database_settings(Some(&s3), &source("dev/alerts.properties"))
+    let settings = database_settings(Some(&sdk), &source("dev/alerts.properties"))
         .await
         .unwrap();
     assert_eq!(settings.connect_options().get_host(), "db.internal");
@@ -207,12 +325,12 @@ async fn database_settings_come_from_the_properties_file_in_s3() {
     assert_eq!(settings.max_connections, 1);
     assert!(!format!("{settings:?}").contains("hunter2"));
 
-    let err = database_settings(Some(&s3), &source("dev/broken.properties"))
+    let err = database_settings(Some(&sdk), &source("dev/broken.properties"))
         .await
         .unwrap_err();
     assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("jdbc:mysql://"), "{err}");
-    let err = database_settings(Some(&s3), &source("dev/missing.properties"))
+    let err = database_settings(Some(&sdk), &source("dev/missing.properties"))
         .await
         .unwrap_err();
     assert!(matches!(err, LoadError::S3 { .. }), "{err}");

@@ -22,6 +22,15 @@ pub async fn sdk() -> SdkConfig {
         .await
 }
 
+/// An S3 client for the emulator (path-style: moto serves no bucket subdomains).
+pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 /// A fresh, uniquely named topic.
 pub async fn topic(sdk: &SdkConfig, prefix: &str) -> String {
     let name = unique(prefix);

@@ -6,21 +6,20 @@
 //! Lambda keep retrying a message.
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use flightwatch_domain::ports::{BusError, Claim, SmsClaims};
 use flightwatch_domain::AlertMessage;
 
+use crate::{S3Objects, Written};
+
 #[derive(Clone, Debug)]
 pub struct S3Claims {
-    client: aws_sdk_s3::Client,
-    bucket: String,
+    objects: S3Objects,
 }
 
 impl S3Claims {
     pub fn from_config(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
         Self {
-            client: crate::s3_client(sdk),
-            bucket: bucket.into(),
+            objects: S3Objects::new(sdk, bucket),
         }
     }
 
@@ -35,46 +34,19 @@ impl S3Claims {
 impl SmsClaims for S3Claims {
     async fn claim(&self, message: &AlertMessage, index: usize) -> Result<Claim, BusError> {
         let key = Self::key(message, index);
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .if_none_match("*")
-            .body(aws_sdk_s3::primitives::ByteStream::from_static(b""))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Claim::New),
-            // Taken already; a concurrent conditional write on the same key may also be refused
-            // with 409 ConditionalRequestConflict while the first is in flight.
-            Err(e)
-                if e.raw_response()
-                    .is_some_and(|r| matches!(r.status().as_u16(), 412 | 409))
-                    || matches!(
-                        e.code(),
-                        Some("PreconditionFailed" | "ConditionalRequestConflict")
-                    ) =>
-            {
-                // Taken: did the claimant record the SMS as sent?
-                let got = self
-                    .client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&key)
-                    .send()
+        match self.objects.create(&key, Vec::new()).await {
+            Ok(Written::Created) => Ok(Claim::New),
+            // Taken: did the claimant record the SMS as sent?
+            Ok(Written::Exists) => {
+                let body = self
+                    .objects
+                    .get(&key)
                     .await
-                    .map_err(|e| BusError(crate::describe(&e).into()))?;
-                let body = got
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| BusError(Box::new(e)))?
-                    .into_bytes();
+                    .map_err(|e| BusError(e.into()))?;
                 let message_id = String::from_utf8_lossy(&body).trim().to_owned();
                 Ok(Claim::Taken((!message_id.is_empty()).then_some(message_id)))
             }
-            Err(e) => Err(BusError(crate::describe(&e).into())),
+            Err(e) => Err(BusError(e.into())),
         }
     }
 
@@ -84,16 +56,9 @@ impl SmsClaims for S3Claims {
         index: usize,
         message_id: &str,
     ) -> Result<(), BusError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(Self::key(message, index))
-            .body(aws_sdk_s3::primitives::ByteStream::from(
-                message_id.as_bytes().to_vec(),
-            ))
-            .send()
+        self.objects
+            .put(&Self::key(message, index), message_id.as_bytes().to_vec())
             .await
-            .map_err(|e| BusError(crate::describe(&e).into()))?;
-        Ok(())
+            .map_err(|e| BusError(e.into()))
     }
 }

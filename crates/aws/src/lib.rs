@@ -1,11 +1,14 @@
 //! AWS adapters, through the official SDK: the alerts bus on an SNS topic, SMS through SNS
-//! `Publish` to a phone number, and the database settings read from S3 at cold start.
+//! `Publish` to a phone number, the database settings read from S3 at cold start, and the sms
+//! function's claims in S3 (S3 through two operations on the SDK's runtime: `objects`).
 //! `AWS_ENDPOINT_URL` (the SDK's standard variable) points them all at an emulator such as moto.
 
 #[cfg(feature = "sns")]
 mod bus;
 #[cfg(feature = "claims")]
 mod claims;
+#[cfg(feature = "objects")]
+mod objects;
 #[cfg(feature = "sns")]
 mod sender;
 #[cfg(feature = "s3")]
@@ -18,6 +21,8 @@ pub use bus::{LazySnsTopic, SnsTopic};
 #[cfg(feature = "claims")]
 pub use claims::S3Claims;
 pub use flightwatch_config::ConfigSource;
+#[cfg(feature = "objects")]
+pub use objects::{ObjectError, S3Objects, Written};
 #[cfg(feature = "sns")]
 pub use sender::SnsSmsSender;
 #[cfg(feature = "s3")]
@@ -77,16 +82,6 @@ pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
         .timeout_config(timeouts)
         .build();
     aws_sdk_sns::Client::from_conf(conf)
-}
-
-#[cfg(any(feature = "s3", feature = "claims"))]
-/// An S3 client; path-style addressing when an endpoint is overridden, since emulators (and
-/// VPC endpoints by URL) do not serve bucket subdomains.
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(sdk.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
 }
 
 #[cfg(feature = "sns")]

@@ -4,6 +4,8 @@
 use flightwatch_config::{ConfigError, ConfigSource, DatabaseSettings};
 use secrecy::ExposeSecret;
 
+use crate::S3Objects;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("reading s3://{bucket}/{key}: {cause}")]
@@ -27,15 +29,14 @@ pub async fn load_database_settings(source: &ConfigSource) -> Result<DatabaseSet
     match source {
         ConfigSource::Url(_) => database_settings(None, source).await,
         ConfigSource::S3 { .. } => {
-            let sdk = crate::sdk_config().await;
-            database_settings(Some(&crate::s3_client(&sdk)), source).await
+            database_settings(Some(&crate::sdk_config().await), source).await
         }
     }
 }
 
-/// Reads the settings from `source`, with `s3` when they live there.
+/// Reads the settings from `source`, with `sdk` when they live in S3.
 pub async fn database_settings(
-    s3: Option<&aws_sdk_s3::Client>,
+    sdk: Option<&aws_config::SdkConfig>,
     source: &ConfigSource,
 ) -> Result<DatabaseSettings, LoadError> {
     match source {
@@ -46,14 +47,13 @@ pub async fn database_settings(
             })
         }
         ConfigSource::S3 { bucket, key } => {
-            let s3 = s3.ok_or_else(|| LoadError::S3 {
+            let sdk = sdk.ok_or_else(|| LoadError::S3 {
                 bucket: bucket.clone(),
                 key: key.clone(),
-                cause: "no S3 client".into(),
+                cause: "no AWS configuration".into(),
             })?;
-            let text = read_text(s3, bucket, key).await?;
-            let text = text.as_str();
-            let settings = DatabaseSettings::from_jdbc_properties(text).map_err(|error| {
+            let text = read_text(&S3Objects::new(sdk, bucket.as_str()), key).await?;
+            let settings = DatabaseSettings::from_jdbc_properties(&text).map_err(|error| {
                 LoadError::Invalid {
                     source_name: format!("s3://{bucket}/{key}"),
                     error,
@@ -66,31 +66,14 @@ pub async fn database_settings(
 }
 
 /// A text file in S3 (a properties file the deployment wrote).
-pub async fn read_text(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<String, LoadError> {
-    let s3_error = |cause: String| LoadError::S3 {
-        bucket: bucket.to_owned(),
+pub async fn read_text(objects: &S3Objects, key: &str) -> Result<String, LoadError> {
+    let bytes = objects.get(key).await.map_err(|e| LoadError::S3 {
+        bucket: objects.bucket().to_owned(),
         key: key.to_owned(),
-        cause,
-    };
-    let object = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| s3_error(crate::describe(&e)))?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| s3_error(crate::describe(&e)))?
-        .into_bytes();
-    String::from_utf8(bytes.to_vec()).map_err(|_| LoadError::NotText {
-        bucket: bucket.to_owned(),
+        cause: e.to_string(),
+    })?;
+    String::from_utf8(bytes).map_err(|_| LoadError::NotText {
+        bucket: objects.bucket().to_owned(),
         key: key.to_owned(),
     })
 }
@@ -100,8 +83,8 @@ pub async fn load_aeroapi_key(
     bucket: &str,
     key: &str,
 ) -> Result<Option<secrecy::SecretString>, LoadError> {
-    let s3 = crate::s3_client(&crate::sdk_config().await);
-    let text = read_text(&s3, bucket, key).await?;
+    let objects = S3Objects::new(&crate::sdk_config().await, bucket);
+    let text = read_text(&objects, key).await?;
     flightwatch_config::aeroapi_key(&text).map_err(|error| LoadError::Invalid {
         source_name: format!("s3://{bucket}/{key}"),
         error,

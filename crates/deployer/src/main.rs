@@ -186,7 +186,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let sdk = loader.load().await;
     let cf = aws_sdk_cloudformation::Client::new(&sdk);
-    let s3 = flightwatch_aws::s3_client(&sdk);
+    // Path-style addressing when an endpoint is overridden: emulators (and VPC endpoints by URL)
+    // do not serve bucket subdomains.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build(),
+    );
     let region = sdk
         .region()
         .map(|r| r.to_string())

@@ -4,18 +4,38 @@ POST /flights (10 passengers), POST /notifications (a delay of another of those 
 time, so each is recorded and its 10 recipients handed out and texted, within the spend limits
 of one flight), GET /alerts (a page of 50). Prints p50/p90/p99 and requests/s.
 
-  load.py BASE_URL [N]
+  load.py BASE_URL [N] [--save FILE]
+  load.py BASE_URL [N] --sql-log LOG --against FILE
+
+The second form reads each request's SQL floor from the stack's log (run with
+RUST_LOG=warn,flightwatch_api=info,sqlx::query=debug,tower_http=debug: the request spans, the
+statements, the ends of requests): the time sqlx measured for every statement
+the request issued, on its own connection and data, summed per request. It prints the floors
+next to the latencies of the first form's run (saved in FILE), measured with logging off, since
+writing a line per statement would itself slow the requests down.
 """
 
+import argparse
 import http.client
 import json
+import re
 import statistics
 import sys
 import time
 import urllib.parse
 
-base = urllib.parse.urlparse(sys.argv[1])
-N = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+args = argparse.ArgumentParser()
+args.add_argument("base")
+args.add_argument("n", nargs="?", type=int, default=300)
+args.add_argument("--save")
+args.add_argument("--sql-log")
+args.add_argument("--against")
+args = args.parse_args()
+if bool(args.sql_log) != bool(args.against):
+    sys.exit("--sql-log and --against go together")
+
+base = urllib.parse.urlparse(args.base)
+N = args.n
 conn = http.client.HTTPConnection(base.hostname, base.port)
 headers = {"content-type": "application/json", "x-api-key": "bench-key"}
 
@@ -36,16 +56,68 @@ def flight(i):
             "passengers": [{"name": f"P {j}", "email": f"p{j}@example.com", "phone": f"+1415555{j:04}"} for j in range(10)]}
 
 
-def report(name, samples):
-    samples.sort()
-    pct = lambda p: samples[min(len(samples) - 1, int(len(samples) * p))]
-    total = sum(samples) / 1000
-    print(f"{name:<22} {statistics.median(samples):>8.2f} {pct(0.9):>8.2f} {pct(0.99):>8.2f} {len(samples) / total:>9.0f}")
+def pct(samples, p):
+    samples = sorted(samples)
+    return samples[min(len(samples) - 1, int(len(samples) * p))]
 
 
-print(f"{'request':<22} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>9}   ({N} sequential requests each)")
-report("POST /flights", [call("POST", "/flights", flight(i)) for i in range(N)])
-report("POST /notifications", [call("POST", "/notifications", {
-    "flightNumber": f"BN{i % 9000 + 1}", "departureDate": "2037-12-01", "event": "DELAYED",
-    "reason": "Late inbound aircraft", "estimatedDeparture": "2037-12-01T10:30:00-08:00"}) for i in range(N)])
-report("GET /alerts", [call("GET", "/alerts?limit=50") for _ in range(N)])
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ELAPSED = re.compile(r"elapsed_secs=([0-9.eE+-]+)")
+
+
+class SqlLog:
+    """The statements sqlx logged inside request spans, summed per request: a request ends at
+    tower-http's "finished processing request", and requests are sequential."""
+
+    def __init__(self, path):
+        self.file = open(path, encoding="utf-8", errors="replace")
+
+    def floors(self, route):
+        done, current = [], 0.0
+        for line in self.file:
+            line = ANSI.sub("", line)
+            if f"route={route}}}" not in line:
+                continue  # the relay's and the sms handler's statements run outside requests
+            if "sqlx::query" in line and (m := ELAPSED.search(line)):
+                current += float(m.group(1)) * 1000
+            elif "finished processing request" in line:
+                done.append(current)
+                current = 0.0
+        return done
+
+
+endpoints = [
+    ("POST /flights", "/flights", lambda: [call("POST", "/flights", flight(i)) for i in range(N)]),
+    ("POST /notifications", "/notifications", lambda: [call("POST", "/notifications", {
+        "flightNumber": f"BN{i % 9000 + 1}", "departureDate": "2037-12-01", "event": "DELAYED",
+        "reason": "Late inbound aircraft", "estimatedDeparture": "2037-12-01T10:30:00-08:00"}) for i in range(N)]),
+    ("GET /alerts", "/alerts", lambda: [call("GET", "/alerts?limit=50") for _ in range(N)]),
+]
+
+if not args.sql_log:
+    print(f"{'request':<22} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>9}   ({N} sequential requests each)")
+    saved = {}
+    for name, _, run in endpoints:
+        samples = run()
+        saved[name] = samples
+        print(f"{name:<22} {statistics.median(samples):>8.2f} {pct(samples, 0.9):>8.2f} "
+              f"{pct(samples, 0.99):>8.2f} {len(samples) / (sum(samples) / 1000):>9.0f}")
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(saved, f)
+else:
+    with open(args.against) as f:
+        latencies = json.load(f)
+    log = SqlLog(args.sql_log)
+    print(f"{'request':<22} {'SQL p50':>8} {'SQL p99':>8} {'p50 ×':>7} {'p99 − SQL p99':>14}   "
+          f"(SQL: the request's statements as sqlx timed them; ×, −: the run above against it)")
+    for name, route, run in endpoints:
+        run()
+        time.sleep(0.2)  # the last lines reach the log
+        floors = log.floors(route)
+        if len(floors) < N:
+            sys.exit(f"{name}: {len(floors)} of {N} requests in the log; is RUST_LOG set as documented?")
+        floor50, floor99 = statistics.median(floors), pct(floors, 0.99)
+        ran = latencies[name]
+        print(f"{name:<22} {floor50:>8.2f} {floor99:>8.2f} {statistics.median(ran) / floor50:>7.2f} "
+              f"{pct(ran, 0.99) - floor99:>+14.2f}")

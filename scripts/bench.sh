@@ -4,7 +4,8 @@
 #      as a ratio to a hello-world lambda_runtime binary run alternately with it (release build
 #      for this machine's architecture; bench/coldstart.py);
 #   2. request latency and throughput of the local stack, on SQLite and on MariaDB
-#      (release build; bench/load.py);
+#      (release build; bench/load.py), and each request's SQL floor: the time sqlx took for the
+#      statements it issued, from a second run with every statement logged;
 #   3. the deployable artifacts' sizes, when scripts/build.sh has made them.
 #
 #   scripts/bench.sh [N]     N requests per endpoint (default 300)
@@ -52,29 +53,50 @@ if fw_mariadb_ensure >/dev/null 2>&1; then
   mariadb -uroot -e "DROP DATABASE $db; DROP USER IF EXISTS 'bench_flights'@'%', 'bench_alerts'@'%'"
 fi
 
-# load_test LABEL: the local stack (release) with the current environment, then bench/load.py.
-load_test() {
+# stack LABEL PASS RUST_LOG: the local stack (release) on PASS's own data (a SQLite directory, or a
+# MariaDB database when DATABASE_URL names a server), logging at RUST_LOG to $tmp/LABEL-PASS.log.
+stack() {
   local port
   port=$(fw_free_port)
-  PORT=$port FLIGHTWATCH_API_KEY=bench-key FLIGHTWATCH_SMS_OUTBOX="$tmp/sms-$1.jsonl" RUST_LOG=warn \
-    "$CARGO_TARGET_DIR/release/flightwatch-local" >"$tmp/$1.log" 2>&1 &
+  if [[ -n "${DATABASE_URL:-}" ]]; then
+    mariadb -uroot -e "CREATE DATABASE ${bench_db}_$2"
+    export DATABASE_URL="${DATABASE_URL%/*}/${bench_db}_$2"
+  else
+    export FLIGHTWATCH_DATA_DIR="$tmp/data-$1-$2"
+  fi
+  PORT=$port FLIGHTWATCH_API_KEY=bench-key FLIGHTWATCH_SMS_OUTBOX="$tmp/sms-$1-$2.jsonl" RUST_LOG=$3 NO_COLOR=1 \
+    "$CARGO_TARGET_DIR/release/flightwatch-local" >"$tmp/$1-$2.log" 2>&1 &
   pid=$!
-  fw_wait_http "http://127.0.0.1:$port/health" 60 "$pid"
-  echo
-  echo "local stack on $1 (release build, in-process bus, SMS to a file)"
-  python3 bench/load.py "http://127.0.0.1:$port" "$n"
+  url="http://127.0.0.1:$port"
+  fw_wait_http "$url/health" 60 "$pid"
+}
+stop_stack() {
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   pid=""
 }
 
-(unset DATABASE_URL; export FLIGHTWATCH_DATA_DIR="$tmp/data"; load_test SQLite)
+# load_test LABEL: bench/load.py against the local stack, then again on fresh data with every SQL
+# statement logged, for each request's floor (the time of its own statements).
+load_test() {
+  stack "$1" latency warn
+  echo
+  echo "local stack on $1 (release build, in-process bus, SMS to a file)"
+  python3 bench/load.py "$url" "$n" --save "$tmp/$1.json"
+  stop_stack
+  stack "$1" floor "warn,flightwatch_api=info,sqlx::query=debug,tower_http=debug"
+  echo
+  echo "each request's SQL floor on $1 (a second run on fresh data, every statement logged)"
+  python3 bench/load.py "$url" "$n" --sql-log "$tmp/$1-floor.log" --against "$tmp/$1.json"
+  stop_stack
+}
+
+bench_db="flightwatch_bench_$$"
+(unset DATABASE_URL; load_test SQLite)
 if fw_mariadb_ensure >/dev/null 2>&1; then
   fw_mariadb_app_user >/dev/null 2>&1
-  db="flightwatch_bench_$$"
-  mariadb -uroot -e "CREATE DATABASE $db"
-  (export DATABASE_URL="${DATABASE_URL%/*}/$db"; load_test MariaDB)
-  mariadb -uroot -e "DROP DATABASE $db"
+  (load_test MariaDB)
+  mariadb -uroot -e "DROP DATABASE IF EXISTS ${bench_db}_latency; DROP DATABASE IF EXISTS ${bench_db}_floor"
 fi
 
 if compgen -G "target/lambda/*.zip" >/dev/null; then

@@ -8,10 +8,11 @@
 #
 # Environment: FLIGHTWATCH_LAMBDA_DIR overrides where the zips go (default target/lambda).
 #
-# Fails when an arm64 zip exceeds its ceiling or its budget below (issue 13: 2 MiB each, flights
-# 1.5 MiB), after printing every size. The ceilings are a ratchet, today's sizes plus a little,
-# so that no change grows a function unnoticed; a function over its budget is held by its ceiling
-# until a cut brings it under. Lower a ceiling whenever a cut lands.
+# Fails when an arm64 zip exceeds its ceiling below, after printing every size. The ceilings are a
+# ratchet, today's sizes plus a little, so that no change grows a function unnoticed; none is
+# above its function's budget (issue 13: 2 MiB each, flights 1.5 MiB) except while the function
+# is over that budget, and the build fails when such a function comes within it, until its
+# ceiling is lowered to the budget. Lower a ceiling whenever a cut lands.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -70,13 +71,15 @@ while read -r fn ceiling budget; do
   cp "$zip" "$lambda_dir/$fn.zip"
   kib=$(( ($(stat -c %s "$zip") + 1023) / 1024 ))
   fw_log "$fn: $kib KiB zipped (ceiling $ceiling KiB, issue 13's budget $budget KiB)"
-  # The budget binds where a function meets it; the ratchet binds the others until they do.
-  limit=$(( ceiling < budget ? ceiling : budget ))
-  if [[ $arch == arm64 ]] && (( kib > limit )); then
-    over+=("$fn ($kib KiB > $limit KiB)")
+  [[ $arch == arm64 ]] || continue
+  if (( kib > ceiling )); then
+    over+=("$fn ($kib KiB > its ceiling, $ceiling KiB)")
+  elif (( ceiling > budget && kib <= budget )); then
+    # Within its budget now: from here the budget binds, not a ceiling above it.
+    over+=("$fn (meets its budget of $budget KiB: lower its ceiling of $ceiling KiB to it)")
   fi
 done <<<"$limits"
 if (( ${#over[@]} )); then
-  fw_log "over their size ceiling: ${over[*]}"
+  fw_log "size limits: ${over[*]}"
   exit 1
 fi

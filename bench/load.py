@@ -8,8 +8,8 @@ of one flight), GET /alerts (a page of 50). Prints p50/p90/p99 and requests/s.
   load.py BASE_URL [N] --sql-log LOG --against FILE
 
 The second form reads each request's SQL floor from the stack's log (run with
-RUST_LOG=warn,flightwatch_api=info,sqlx::query=debug,tower_http=debug: the request spans, the
-statements, the ends of requests): the time sqlx measured for every statement
+RUST_LOG=warn,flightwatch_api=info,sqlx=debug,tower_http=debug: the request spans, the
+statements, the waits for a connection, the ends of requests): the time sqlx measured for every statement
 the request issued, on its own connection and data, summed per request. It prints the floors
 next to the latencies of the first form's run (saved in FILE), measured with logging off, since
 writing a line per statement would itself slow the requests down.
@@ -63,6 +63,8 @@ def pct(samples, p):
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ELAPSED = re.compile(r"elapsed_secs=([0-9.eE+-]+)")
+# sqlx spells it so.
+ACQUIRED = re.compile(r"aquired_after_secs=([0-9.eE+-]+)")
 
 
 class SqlLog:
@@ -73,16 +75,19 @@ class SqlLog:
         self.file = open(path, encoding="utf-8", errors="replace")
 
     def floors(self, route):
-        done, current = [], 0.0
+        """Per request: (its statements' time, its waits for a pooled connection), in ms."""
+        done, sql, wait = [], 0.0, 0.0
         for line in self.file:
             line = ANSI.sub("", line)
             if f"route={route}}}" not in line:
                 continue  # the relay's and the sms handler's statements run outside requests
             if "sqlx::query" in line and (m := ELAPSED.search(line)):
-                current += float(m.group(1)) * 1000
+                sql += float(m.group(1)) * 1000
+            elif "sqlx::pool::acquire" in line and (m := ACQUIRED.search(line)):
+                wait += float(m.group(1)) * 1000
             elif "finished processing request" in line:
-                done.append(current)
-                current = 0.0
+                done.append((sql, wait))
+                sql, wait = 0.0, 0.0
         return done
 
 
@@ -109,15 +114,17 @@ else:
     with open(args.against) as f:
         latencies = json.load(f)
     log = SqlLog(args.sql_log)
-    print(f"{'request':<22} {'SQL p50':>8} {'SQL p99':>8} {'p50 ×':>7} {'p99 − SQL p99':>14}   "
-          f"(SQL: the request's statements as sqlx timed them; ×, −: the run above against it)")
+    print(f"{'request':<22} {'SQL p50':>8} {'SQL p99':>8} {'p50 ×':>7} {'p99 − SQL p99':>14} {'wait p99':>9}   "
+          "(SQL: the request's statements as sqlx timed them; ×, −: the run above against it;")
+    print(f"{'':<22} {'':>8} {'':>8} {'':>7} {'':>14} {'':>9}    wait: for a pooled connection, where logged)")
     for name, route, run in endpoints:
         run()
         time.sleep(0.2)  # the last lines reach the log
-        floors = log.floors(route)
-        if len(floors) < N:
-            sys.exit(f"{name}: {len(floors)} of {N} requests in the log; is RUST_LOG set as documented?")
+        requests = log.floors(route)
+        if len(requests) < N:
+            sys.exit(f"{name}: {len(requests)} of {N} requests in the log; is RUST_LOG set as documented?")
+        floors = [sql for sql, _ in requests]
         floor50, floor99 = statistics.median(floors), pct(floors, 0.99)
         ran = latencies[name]
         print(f"{name:<22} {floor50:>8.2f} {floor99:>8.2f} {statistics.median(ran) / floor50:>7.2f} "
-              f"{pct(ran, 0.99) - floor99:>+14.2f}")
+              f"{pct(ran, 0.99) - floor99:>+14.2f} {pct([w for _, w in requests], 0.99):>9.2f}")

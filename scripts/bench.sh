@@ -84,7 +84,7 @@ load_test() {
   echo "local stack on $1 (release build, in-process bus, SMS to a file)"
   python3 bench/load.py "$url" "$n" --save "$tmp/$1.json"
   stop_stack
-  stack "$1" floor "warn,flightwatch_api=info,sqlx::query=debug,tower_http=debug"
+  stack "$1" floor "warn,flightwatch_api=info,sqlx=debug,tower_http=debug"
   echo
   echo "each request's SQL floor on $1 (a second run on fresh data, every statement logged)"
   python3 bench/load.py "$url" "$n" --sql-log "$tmp/$1-floor.log" --against "$tmp/$1.json"

@@ -44,6 +44,8 @@ pub async fn open(url: &str) -> Result<SqlitePool, OpenError> {
     // whose sms handler writes its reports while the next request runs).
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
+        // Each wait for it, at debug (`sqlx::pool::acquire`): bench/load.py's floor run reads them.
+        .acquire_time_level(log::LevelFilter::Debug)
         .connect_with(options)
         .await
         .map_err(open_error)?;

@@ -126,5 +126,6 @@ else:
         floors = [sql for sql, _ in requests]
         floor50, floor99 = statistics.median(floors), pct(floors, 0.99)
         ran = latencies[name]
-        print(f"{name:<22} {floor50:>8.2f} {floor99:>8.2f} {statistics.median(ran) / floor50:>7.2f} "
+        ratio = f"{statistics.median(ran) / floor50:>7.2f}" if floor50 > 0 else f"{'-':>7}"
+        print(f"{name:<22} {floor50:>8.2f} {floor99:>8.2f} {ratio} "
               f"{pct(ran, 0.99) - floor99:>+14.2f} {pct([w for _, w in requests], 0.99):>9.2f}")

@@ -29,6 +29,9 @@ pid=""
 cleanup() {
   [[ -z "$pid" ]] || kill "$pid" 2>/dev/null || true
   [[ -z "${FW_MOTO_PID:-}" ]] || kill "$FW_MOTO_PID" 2>/dev/null || true
+  if [[ -n "${bench_db:-}" ]]; then
+    mariadb -uroot -e "DROP DATABASE IF EXISTS ${bench_db}_latency; DROP DATABASE IF EXISTS ${bench_db}_floor" 2>/dev/null || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -79,6 +82,8 @@ stop_stack() {
 # load_test LABEL: bench/load.py against the local stack, then again on fresh data with every SQL
 # statement logged, for each request's floor (the time of its own statements).
 load_test() {
+  # Run in a subshell: its own trap stops the stack it started, should anything fail.
+  trap '[[ -z "$pid" ]] || kill "$pid" 2>/dev/null || true' EXIT
   stack "$1" latency warn
   echo
   echo "local stack on $1 (release build, in-process bus, SMS to a file)"
@@ -96,7 +101,6 @@ bench_db="flightwatch_bench_$$"
 if fw_mariadb_ensure >/dev/null 2>&1; then
   fw_mariadb_app_user >/dev/null 2>&1
   (load_test MariaDB)
-  mariadb -uroot -e "DROP DATABASE IF EXISTS ${bench_db}_latency; DROP DATABASE IF EXISTS ${bench_db}_floor"
 fi
 
 if compgen -G "target/lambda/*.zip" >/dev/null; then

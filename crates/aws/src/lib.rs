@@ -37,7 +37,8 @@ pub use sms_clients::{LazySmsClients, SmsClientSettings};
 /// `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when set (an emulator, or a VPC endpoint by URL).
 /// Not `aws_config::defaults`: its chain (profile files, SSO, STS web identity, ECS, IMDS) is
 /// never consulted in Lambda and links an STS client and a profile parser into every function
-/// (about 270 KiB of code); the deployer, which runs on people's machines, keeps that chain.
+/// (about 270 KiB of code); the deployer and the local stack, which run on people's machines,
+/// keep that chain.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     use aws_config::environment::{
         EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,

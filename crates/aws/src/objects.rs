@@ -23,7 +23,9 @@ use aws_smithy_runtime_api::client::auth::{
     AuthSchemeOptionResolverParams, SharedAuthScheme, SharedAuthSchemeOptionResolver,
 };
 use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, OrchestratorError};
+use aws_smithy_runtime_api::client::orchestrator::{
+    HttpRequest, HttpResponse, OrchestratorError, SensitiveOutput,
+};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
 use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
@@ -78,8 +80,18 @@ pub enum Written {
 #[derive(Clone, Debug)]
 pub struct S3Objects {
     bucket: String,
-    get: Operation<Request, Vec<u8>, ObjectError>,
+    get: Operation<Request, Contents, ObjectError>,
     put: Operation<Request, (), ObjectError>,
+}
+
+/// An object's bytes, which the runtime's trace logging shows only the length of: the objects
+/// read hold the database password and the AeroAPI key.
+struct Contents(Vec<u8>);
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
 }
 
 /// A request to the bucket: the method, the key's path and headers, the body.
@@ -95,12 +107,15 @@ impl S3Objects {
     /// Calls give up after 5 s (retries included), as the SNS client's do.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
         let bucket = bucket.into();
-        let endpoint = endpoint(sdk, &bucket);
+        // Lambda always sets a region; elsewhere S3's own default, for the address and the
+        // signature alike.
+        let region = sdk.region().map_or("us-east-1", |r| r.as_ref()).to_owned();
+        let endpoint = endpoint(sdk, &region, &bucket);
         Self {
-            get: operation(sdk, &endpoint, "GetObject")
-                .deserializer(|response| success(response).map(<[u8]>::to_vec))
+            get: operation(sdk, &region, &endpoint, "GetObject", Sensitive::Output)
+                .deserializer(|response| success(response).map(|body| Contents(body.to_vec())))
                 .build(),
-            put: operation(sdk, &endpoint, "PutObject")
+            put: operation(sdk, &region, &endpoint, "PutObject", Sensitive::No)
                 .deserializer(|response| success(response).map(|_| ()))
                 .build(),
             bucket,
@@ -119,7 +134,11 @@ impl S3Objects {
             if_none_match: false,
             body: Vec::new(),
         };
-        self.get.invoke(request).await.map_err(describe)
+        self.get
+            .invoke(request)
+            .await
+            .map(|contents| contents.0)
+            .map_err(describe)
     }
 
     /// Writes the object, replacing what is there.
@@ -150,11 +169,10 @@ impl S3Objects {
 }
 
 /// The bucket's address: path-style under an endpoint URL, virtual-hosted in AWS.
-fn endpoint(sdk: &aws_config::SdkConfig, bucket: &str) -> String {
+fn endpoint(sdk: &aws_config::SdkConfig, region: &str, bucket: &str) -> String {
     match sdk.endpoint_url() {
         Some(url) => format!("{}/{bucket}", url.trim_end_matches('/')),
         None => {
-            let region = sdk.region().map_or("us-east-1", |r| r.as_ref());
             // The China partition is the one commercial partition with its own DNS suffix.
             let suffix = if region.starts_with("cn-") {
                 "amazonaws.com.cn"
@@ -171,15 +189,19 @@ fn endpoint(sdk: &aws_config::SdkConfig, bucket: &str) -> String {
 /// connection errors.
 fn operation(
     sdk: &aws_config::SdkConfig,
+    region: &str,
     endpoint: &str,
     name: &'static str,
+    sensitive: Sensitive,
 ) -> aws_smithy_runtime::client::orchestrator::operation::OperationBuilder<Request> {
     let mut options = SigningOptions::default();
     options.double_uri_encode = false;
     options.normalize_uri_path = false;
     options.content_sha256_header = true;
     let signing = SigV4OperationSigningConfig {
-        region: sdk.region().cloned().map(SigningRegion::from),
+        region: Some(SigningRegion::from(aws_config::Region::new(
+            region.to_owned(),
+        ))),
         name: Some(SigningName::from_static("s3")),
         signing_options: options,
         ..Default::default()
@@ -187,12 +209,19 @@ fn operation(
     let mut config = Layer::new("S3Objects");
     config.store_put(signing);
     config.store_put(AuthSchemeOptionResolverParams::new(()));
+    if sensitive == Sensitive::Output {
+        // Keeps the runtime's trace logging from printing the response body.
+        config.store_put(SensitiveOutput);
+    }
     let mut components = RuntimeComponentsBuilder::new("S3Objects")
         .with_auth_scheme_option_resolver(Some(SharedAuthSchemeOptionResolver::new(
             StaticAuthSchemeOptionResolver::new(vec![SIGV4]),
         )))
         .with_auth_scheme(SharedAuthScheme::new(SigV4AuthScheme::new()))
-        .with_identity_cache(Some(IdentityCache::no_cache()));
+        .with_identity_cache(Some(
+            sdk.identity_cache()
+                .unwrap_or_else(|| IdentityCache::lazy().build()),
+        ));
     if let Some(credentials) = sdk.credentials_provider() {
         components =
             components.with_identity_resolver(SIGV4, SharedIdentityResolver::new(credentials));
@@ -201,6 +230,7 @@ fn operation(
         .service_name("s3")
         .operation_name(name)
         .endpoint_url(endpoint)
+        .with_connection_poisoning()
         .standard_retry(&RetryConfig::standard())
         .retry_classifier(HttpStatusCodeClassifier::default())
         .retry_classifier(TransientErrorClassifier::<ObjectError>::new())
@@ -229,6 +259,12 @@ fn operation(
             .body(SdkBody::from(request.body))?;
         Ok(HttpRequest::try_from(http)?)
     })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sensitive {
+    Output,
+    No,
 }
 
 /// The body of a 2xx answer, else S3's refusal with its error code.
@@ -263,6 +299,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn object_contents_never_reach_a_log() {
+        let secret = Contents(b"jdbc.password=hunter2".to_vec());
+        assert_eq!(format!("{secret:?}"), "21 bytes");
+    }
+
+    #[test]
     fn s3_error_codes_are_read_from_its_xml() {
         let body = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
         assert_eq!(error_code(body), Some("NoSuchKey"));
@@ -280,27 +322,20 @@ mod tests {
 
     #[test]
     fn buckets_are_virtual_hosts_in_aws_and_paths_under_an_endpoint_url() {
-        let sdk = |region: &str, url: Option<&str>| {
-            let mut b =
-                aws_config::SdkConfig::builder().region(aws_config::Region::new(region.to_owned()));
-            if let Some(url) = url {
-                b = b.endpoint_url(url);
-            }
-            b.build()
-        };
+        let aws = aws_config::SdkConfig::builder().build();
         assert_eq!(
-            endpoint(&sdk("eu-west-1", None), "fw-config"),
+            endpoint(&aws, "eu-west-1", "fw-config"),
             "https://fw-config.s3.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            endpoint(&sdk("cn-north-1", None), "fw-config"),
+            endpoint(&aws, "cn-north-1", "fw-config"),
             "https://fw-config.s3.cn-north-1.amazonaws.com.cn"
         );
+        let emulator = aws_config::SdkConfig::builder()
+            .endpoint_url("http://127.0.0.1:5000/")
+            .build();
         assert_eq!(
-            endpoint(
-                &sdk("us-east-1", Some("http://127.0.0.1:5000/")),
-                "fw-config"
-            ),
+            endpoint(&emulator, "us-east-1", "fw-config"),
             "http://127.0.0.1:5000/fw-config"
         );
     }

@@ -13,14 +13,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Installs the global subscriber; the level comes from `AWS_LAMBDA_LOG_LEVEL` (the function's
-/// advanced logging setting) or else `RUST_LOG` (`serverless.yml`).
+/// Installs the global subscriber: the level from `AWS_LAMBDA_LOG_LEVEL` (the function's
+/// advanced logging setting) over `RUST_LOG` (`serverless.yml`), whose per-target levels apply
+/// either way.
 pub fn init_logging() {
     let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok();
-    let filter = filter(level.as_deref());
+    let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = filter(lambda_level.as_deref(), rust_log.as_deref());
     let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
@@ -33,17 +33,23 @@ pub fn init_logging() {
     tracing_subscriber::registry().with(layer).init();
 }
 
-/// The filter a level setting reads as: a level (`INFO`, `debug`) or per-target levels
-/// (`info,aws_smithy_runtime=warn`); Lambda's `FATAL` is `ERROR`; anything unreadable is `INFO`
-/// rather than silence.
-fn filter(setting: Option<&str>) -> Targets {
-    let default = || Targets::new().with_default(LevelFilter::INFO);
-    match setting.map(str::trim) {
-        None | Some("") => default(),
-        Some(s) if s.eq_ignore_ascii_case("fatal") => {
-            Targets::new().with_default(LevelFilter::ERROR)
-        }
-        Some(s) => Targets::from_str(s).unwrap_or_else(|_| default()),
+/// The filter the two settings read as: `RUST_LOG` a level (`INFO`, `debug`) or per-target
+/// levels (`info,aws_smithy_runtime=warn`), Lambda's level (Lambda's `FATAL` is `ERROR`) the
+/// default over it; anything unreadable is `INFO` rather than silence.
+fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    let targets = rust_log
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| Targets::from_str(s).ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let level = match lambda_level.map(str::trim) {
+        Some(s) if s.eq_ignore_ascii_case("fatal") => Some(LevelFilter::ERROR),
+        Some(s) => LevelFilter::from_str(s).ok(),
+        None => None,
+    };
+    match level {
+        Some(level) => targets.with_default(level),
+        None => targets,
     }
 }
 
@@ -52,31 +58,64 @@ mod tests {
     use super::*;
     use tracing::Level;
 
-    fn enabled(setting: Option<&str>, target: &str, level: Level) -> bool {
-        filter(setting).would_enable(target, &level)
+    fn enabled(lambda: Option<&str>, rust_log: Option<&str>, target: &str, level: Level) -> bool {
+        filter(lambda, rust_log).would_enable(target, &level)
     }
 
     #[test]
     fn lambda_level_names_read_in_any_case() {
-        assert!(enabled(Some("DEBUG"), "alerts", Level::DEBUG));
-        assert!(!enabled(Some("WARN"), "alerts", Level::INFO));
-        assert!(enabled(Some("FATAL"), "alerts", Level::ERROR));
-        assert!(!enabled(Some("FATAL"), "alerts", Level::WARN));
+        assert!(enabled(Some("DEBUG"), None, "alerts", Level::DEBUG));
+        assert!(!enabled(Some("WARN"), None, "alerts", Level::INFO));
+        assert!(enabled(Some("FATAL"), None, "alerts", Level::ERROR));
+        assert!(!enabled(Some("FATAL"), None, "alerts", Level::WARN));
     }
 
     #[test]
-    fn per_target_levels_apply() {
-        let setting = Some("info,aws_smithy_runtime=warn");
-        assert!(enabled(setting, "flightwatch_app", Level::INFO));
-        assert!(!enabled(setting, "aws_smithy_runtime::client", Level::INFO));
-        assert!(enabled(setting, "aws_smithy_runtime::client", Level::WARN));
+    fn per_target_levels_apply_under_lambda_s_level_too() {
+        let rust_log = Some("info,aws_smithy_runtime=warn");
+        assert!(enabled(None, rust_log, "flightwatch_app", Level::INFO));
+        assert!(!enabled(
+            None,
+            rust_log,
+            "aws_smithy_runtime::client",
+            Level::INFO
+        ));
+        assert!(enabled(
+            None,
+            rust_log,
+            "aws_smithy_runtime::client",
+            Level::WARN
+        ));
+        assert!(enabled(
+            Some("DEBUG"),
+            rust_log,
+            "flightwatch_app",
+            Level::DEBUG
+        ));
+        assert!(!enabled(
+            Some("DEBUG"),
+            rust_log,
+            "aws_smithy_runtime::client",
+            Level::INFO
+        ));
     }
 
     #[test]
     fn no_setting_or_a_bad_one_logs_info() {
-        for setting in [None, Some(""), Some("loud=!")] {
-            assert!(enabled(setting, "alerts", Level::INFO), "{setting:?}");
-            assert!(!enabled(setting, "alerts", Level::DEBUG), "{setting:?}");
+        for (lambda, rust_log) in [
+            (None, None),
+            (None, Some("")),
+            (None, Some("loud=!")),
+            (Some("loud"), None),
+        ] {
+            assert!(
+                enabled(lambda, rust_log, "alerts", Level::INFO),
+                "{lambda:?} {rust_log:?}"
+            );
+            assert!(
+                !enabled(lambda, rust_log, "alerts", Level::DEBUG),
+                "{lambda:?} {rust_log:?}"
+            );
         }
     }
 }

@@ -322,7 +322,13 @@ async fn sns_path(
     public_url: &str,
     ledger: Arc<dyn AlertStore>,
 ) -> anyhow::Result<(Arc<dyn AlertBus>, Router)> {
-    let sdk = flightwatch_aws::sdk_config().await;
+    // The SDK's whole default chain (profiles, SSO...): the local stack runs on people's machines,
+    // against moto or a real account, where the functions' environment-only configuration would
+    // miss a profile's credentials and region.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(flightwatch_aws::http_client())
+        .load()
+        .await;
     let bus: Arc<dyn AlertBus> = Arc::new(SnsTopic::from_config(&sdk, &sns.alerts_topic_arn));
     // With a reports topic, reports travel as in AWS: published by the sms handler, delivered
     // over HTTP to the ledger. Without one, straight into the ledger.

@@ -74,36 +74,49 @@ impl AeroApi {
     async fn ensure_endpoint(&self) -> Result<(), ProviderError> {
         self.endpoint_set
             .get_or_try_init(|| async {
-                let response = self
-                    .request(reqwest::Method::GET, "/alerts/endpoint")
-                    .send()
-                    .await
-                    .map_err(transport)?;
                 let current: Endpoint = self
-                    .expect_success(response, "GET /alerts/endpoint")
-                    .await?
-                    .json()
-                    .await
-                    .map_err(|e| unreadable("GET /alerts/endpoint", e))?;
+                    .get_json("/alerts/endpoint", "GET /alerts/endpoint")
+                    .await?;
                 if current.url.is_some_and(|url| !url.is_empty()) {
                     return Ok(());
                 }
                 let body = Endpoint {
                     url: Some(self.endpoint.expose_secret().to_owned()),
                 };
-                let response = self
-                    .request(reqwest::Method::PUT, "/alerts/endpoint")
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(transport)?;
-                self.expect_success(response, "PUT /alerts/endpoint")
-                    .await?;
+                self.send(
+                    self.request(reqwest::Method::PUT, "/alerts/endpoint")
+                        .json(&body),
+                    "PUT /alerts/endpoint",
+                )
+                .await?;
                 tracing::info!("AeroAPI account endpoint set to this stage's feed");
                 Ok(())
             })
             .await
             .map(drop)
+    }
+
+    /// Sends `request`; a 2xx, or `call`'s error.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        call: &str,
+    ) -> Result<Response, ProviderError> {
+        let response = request.send().await.map_err(transport)?;
+        self.expect_success(response, call).await
+    }
+
+    /// A 2xx answer to `GET path`, read as JSON.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        call: &str,
+    ) -> Result<T, ProviderError> {
+        self.send(self.request(reqwest::Method::GET, path), call)
+            .await?
+            .json()
+            .await
+            .map_err(|e| unreadable(call, e))
     }
 
     /// A 2xx, or the error with AeroAPI's own reason, the feed's token taken out: an error about
@@ -235,17 +248,7 @@ impl FlightWatcher for AeroApi {
         let mut watches = Vec::new();
         let mut path = "/alerts".to_owned();
         for _ in 0..MAX_PAGES {
-            let response = self
-                .request(reqwest::Method::GET, &path)
-                .send()
-                .await
-                .map_err(transport)?;
-            let page: AlertPage = self
-                .expect_success(response, "GET /alerts")
-                .await?
-                .json()
-                .await
-                .map_err(|e| unreadable("GET /alerts", e))?;
+            let page: AlertPage = self.get_json(&path, "GET /alerts").await?;
             watches.extend(
                 page.alerts
                     .iter()
@@ -275,12 +278,11 @@ impl FlightWatcher for AeroApi {
             target_url: self.endpoint.expose_secret(),
         };
         let response = self
-            .request(reqwest::Method::POST, "/alerts")
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        let response = self.expect_success(response, "POST /alerts").await?;
+            .send(
+                self.request(reqwest::Method::POST, "/alerts").json(&body),
+                "POST /alerts",
+            )
+            .await?;
         // 201 with no body: the new alert is named by its Location, /alerts/{id}.
         response
             .headers()

@@ -94,10 +94,9 @@ impl std::fmt::Debug for Contents {
     }
 }
 
-/// A request to the bucket: the method, the key's path and headers, the body.
+/// A request to the bucket (its method is the operation's): the key, the condition, the body.
 #[derive(Debug)]
 struct Request {
-    method: &'static str,
     key: String,
     if_none_match: bool,
     body: Vec<u8>,
@@ -112,10 +111,10 @@ impl S3Objects {
         let region = sdk.region().map_or("us-east-1", |r| r.as_ref()).to_owned();
         let endpoint = endpoint(sdk, &region, &bucket);
         Self {
-            get: operation(sdk, &region, &endpoint, "GetObject", Sensitive::Output)
+            get: operation(sdk, &region, &endpoint, Call::Get)
                 .deserializer(|response| success(response).map(|body| Contents(body.to_vec())))
                 .build(),
-            put: operation(sdk, &region, &endpoint, "PutObject", Sensitive::No)
+            put: operation(sdk, &region, &endpoint, Call::Put)
                 .deserializer(|response| success(response).map(|_| ()))
                 .build(),
             bucket,
@@ -129,7 +128,6 @@ impl S3Objects {
     /// The object's bytes.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, ObjectError> {
         let request = Request {
-            method: "GET",
             key: key.to_owned(),
             if_none_match: false,
             body: Vec::new(),
@@ -144,7 +142,6 @@ impl S3Objects {
     /// Writes the object, replacing what is there.
     pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), ObjectError> {
         let request = Request {
-            method: "PUT",
             key: key.to_owned(),
             if_none_match: false,
             body,
@@ -155,7 +152,6 @@ impl S3Objects {
     /// Writes the object only if there is none (`If-None-Match: *`).
     pub async fn create(&self, key: &str, body: Vec<u8>) -> Result<Written, ObjectError> {
         let request = Request {
-            method: "PUT",
             key: key.to_owned(),
             if_none_match: true,
             body,
@@ -191,8 +187,7 @@ fn operation(
     sdk: &aws_config::SdkConfig,
     region: &str,
     endpoint: &str,
-    name: &'static str,
-    sensitive: Sensitive,
+    call: Call,
 ) -> aws_smithy_runtime::client::orchestrator::operation::OperationBuilder<Request> {
     let mut options = SigningOptions::default();
     options.double_uri_encode = false;
@@ -209,8 +204,8 @@ fn operation(
     let mut config = Layer::new("S3Objects");
     config.store_put(signing);
     config.store_put(AuthSchemeOptionResolverParams::new(()));
-    if sensitive == Sensitive::Output {
-        // Keeps the runtime's trace logging from printing the response body.
+    if call == Call::Get {
+        // Keeps the runtime's trace logging from printing what is read (secrets among it).
         config.store_put(SensitiveOutput);
     }
     let mut components = RuntimeComponentsBuilder::new("S3Objects")
@@ -228,7 +223,10 @@ fn operation(
     }
     let mut builder = Operation::builder()
         .service_name("s3")
-        .operation_name(name)
+        .operation_name(match call {
+            Call::Get => "GetObject",
+            Call::Put => "PutObject",
+        })
         .endpoint_url(endpoint)
         .with_connection_poisoning()
         .standard_retry(&RetryConfig::standard())
@@ -247,9 +245,12 @@ fn operation(
     if let Some(client) = sdk.http_client() {
         builder = builder.http_client(client);
     }
-    builder.serializer(|request: Request| {
+    builder.serializer(move |request: Request| {
         let mut http = http::Request::builder()
-            .method(request.method)
+            .method(match call {
+                Call::Get => "GET",
+                Call::Put => "PUT",
+            })
             .uri(format!("/{}", utf8_percent_encode(&request.key, KEY)));
         if request.if_none_match {
             http = http.header("if-none-match", "*");
@@ -261,10 +262,11 @@ fn operation(
     })
 }
 
+/// The two operations: a read, whose contents are kept out of logs, and a write.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sensitive {
-    Output,
-    No,
+enum Call {
+    Get,
+    Put,
 }
 
 /// The body of a 2xx answer, else S3's refusal with its error code.

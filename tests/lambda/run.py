@@ -160,6 +160,11 @@ def main():
         # One runtime per function, as each has its own environment in serverless.yml.
         for function in ("flights", "alerts", "sms", "watch"):
             env_vars = {**common, "FLIGHTWATCH_CONFIG_KEY": f"dev/{function}.properties"}
+            # Lambda sets AWS_LAMBDA_LOG_FORMAT from the function's LoggingConfig (serverless.yml).
+            logging = SERVERLESS["resources"]["extensions"][f"{function.capitalize()}LambdaFunction"][
+                "Properties"].get("LoggingConfig", {})
+            if "LogFormat" in logging:
+                env_vars["AWS_LAMBDA_LOG_FORMAT"] = logging["LogFormat"]
             port = free_port()
             args = ["cargo", "lambda", "watch", "--ignore-changes", "--package", function,
                     "--invoke-address", "127.0.0.1", "--invoke-port", str(port)]
@@ -329,6 +334,15 @@ def main():
         logs = log_path.read_text(errors="replace")
         clear = [p for p in ["+14155550100", "+447911123456", "+447700900123", "ada@example.com"] if p in logs]
         check("logs carry no phone number or email in clear", "sms sent" in logs and not clear, clear)
+        records = []
+        for line in logs.splitlines():
+            try:
+                records.append(json.loads(line[line.index("{"):]))
+            except ValueError:
+                pass
+        check("the functions log JSON, as Lambda's JSON log format has them",
+              any(isinstance(r, dict) and r.get("fields", {}).get("message") == "sms sent" for r in records),
+              logs[-2000:])
     finally:
         if fake:
             os.killpg(fake.pid, signal.SIGTERM)

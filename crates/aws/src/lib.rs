@@ -7,6 +7,7 @@
 mod bus;
 #[cfg(feature = "claims")]
 mod claims;
+mod https;
 #[cfg(feature = "objects")]
 mod objects;
 #[cfg(feature = "sns")]
@@ -21,6 +22,7 @@ pub use bus::{LazySnsTopic, SnsTopic};
 #[cfg(feature = "claims")]
 pub use claims::S3Claims;
 pub use flightwatch_config::ConfigSource;
+pub use https::http_client;
 #[cfg(feature = "objects")]
 pub use objects::{ObjectError, S3Objects, Written};
 #[cfg(feature = "sns")]
@@ -61,15 +63,6 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         config = config.endpoint_url(url);
     }
     config.build()
-}
-
-/// The SDK's HTTPS client on rustls with ring, the crypto library every binary links once
-/// (sqlx's and reqwest's TLS use it too); the SDK's default client would add aws-lc beside it.
-pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
 }
 
 #[cfg(feature = "sns")]

@@ -9,13 +9,17 @@ mod logging;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::cloudwatch_logs::LogsEvent;
+use aws_lambda_events::encodings::Body;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
+use axum::http::HeaderValue;
+use axum::response::Response;
 use axum::Router;
-use lambda_http::lambda_runtime::Diagnostic;
+use lambda_http::lambda_runtime::{Context, Diagnostic};
 use lambda_http::request::LambdaRequest;
-use lambda_http::{service_fn, Adapter, LambdaEvent, Service};
+use lambda_http::{service_fn, LambdaEvent, RequestExt};
 use serde::Deserialize;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -28,7 +32,57 @@ pub use logging::init_logging;
 /// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` set in the function's environment (`serverless.yml`),
 /// so the routes are the same as in `openapi.yaml` and in the local stack.
 pub async fn run_http(router: Router) -> Result<(), Error> {
-    lambda_http::run(router).await
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaRequest>| {
+        serve(router.clone(), event.payload, event.context)
+    }))
+    .await
+}
+
+/// One API Gateway REST request through the router, as lambda_http's own adapter serves it
+/// (its request, the invocation's context and X-Ray trace id on it), with the response made
+/// here: lambda_http's would re-decode each text body by its charset, linking encoding_rs's
+/// tables (150 KiB) for routers that write only UTF-8 (issue 13's size budgets).
+async fn serve(
+    router: Router,
+    request: LambdaRequest,
+    context: Context,
+) -> Result<ApiGatewayProxyResponse, InvocationError> {
+    let mut request: lambda_http::Request = request.into();
+    if let Some(trace) = context
+        .xray_trace_id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(id).ok())
+    {
+        request.headers_mut().insert("x-amzn-trace-id", trace);
+    }
+    let response = router
+        .oneshot(request.with_lambda_context(context))
+        .await
+        .unwrap_or_else(|never| match never {});
+    rest_response(response).await
+}
+
+/// API Gateway's REST response: the body as text when it is UTF-8 (every answer of ours), else
+/// base64; the headers as `multiValueHeaders` only, since API Gateway merges `headers` into
+/// them and would repeat each.
+async fn rest_response(response: Response) -> Result<ApiGatewayProxyResponse, InvocationError> {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| InvocationError::RequestFailed(Box::new(e)))?;
+    let mut answer = ApiGatewayProxyResponse::default();
+    answer.status_code = i64::from(parts.status.as_u16());
+    answer.multi_value_headers = parts.headers;
+    if !bytes.is_empty() {
+        answer.body = Some(match String::from_utf8(bytes.into()) {
+            Ok(text) => Body::Text(text),
+            Err(binary) => {
+                answer.is_base64_encoded = true;
+                Body::Binary(binary.into_bytes())
+            }
+        });
+    }
+    Ok(answer)
 }
 
 /// What invokes the alerts function: EventBridge's schedule, SNS, CloudWatch Logs, or API
@@ -69,9 +123,9 @@ pub enum InvocationError {
     /// will not help.
     #[error("the event is neither an API Gateway REST request nor a scheduled event: {0}")]
     UnreadableEvent(#[source] serde_json::Error),
-    /// The router's response could not be turned into API Gateway's format.
+    /// The router's response could not be read or turned into API Gateway's format.
     #[error("serving the request failed: {0}")]
-    RequestFailed(#[source] serde_json::Error),
+    RequestFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The scheduled relay failed; the next schedule runs it again.
     #[error("the relay failed: {0}")]
     RelayFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -170,18 +224,8 @@ where
                     return Ok(serde_json::json!({ "changed": changed, "unreadable": unreadable }));
                 }
             };
-            let mut adapter = Adapter::from(app);
-            // The router answers every request, errors included, so this cannot fail.
-            let response = async {
-                adapter
-                    .ready()
-                    .await?
-                    .call(LambdaEvent::new(request, context))
-                    .await
-            }
-            .await
-            .map_err(|never| match never {})?;
-            serde_json::to_value(response).map_err(InvocationError::RequestFailed)
+            let response = serve(app, request, context).await?;
+            serde_json::to_value(response).map_err(|e| InvocationError::RequestFailed(Box::new(e)))
         }
     }))
     .await
@@ -249,6 +293,72 @@ mod tests {
         let status = Invocation::read(fixture("carrier-status.json"));
         assert!(matches!(status, Ok(Invocation::CarrierStatus(_))));
         assert!(Invocation::read(serde_json::json!({"source": "aws.events"})).is_err());
+    }
+
+    /// A REST request through a router comes back as API Gateway takes it: the status, each
+    /// header in `multiValueHeaders` only, UTF-8 as text, anything else as base64, no body as none.
+    #[tokio::test]
+    async fn the_routers_answers_are_api_gateway_rest_responses() {
+        use axum::routing::get;
+        // lambda_http routes the stage in the path unless the function's environment says not
+        // to (`serverless.yml`), which a test cannot set for its process alone.
+        let stage = fixture("list-alerts.json")["requestContext"]["stage"]
+            .as_str()
+            .map(|stage| format!("/{stage}"))
+            .unwrap_or_default();
+        let routes = Router::new()
+            .route(
+                "/alerts",
+                get(|| async {
+                    (
+                        [("content-type", "application/problem+json")],
+                        axum::response::AppendHeaders([("vary", "a"), ("vary", "b")]),
+                        "{\"title\":\"é\"}",
+                    )
+                }),
+            )
+            .route("/binary", get(|| async { vec![0xffu8, 0x00] }))
+            .route(
+                "/empty",
+                get(|| async { axum::http::StatusCode::NO_CONTENT }),
+            );
+        let router = Router::new().nest(&stage, routes);
+        let request = |path: &str| {
+            let mut event = fixture("list-alerts.json");
+            event["path"] = path.into();
+            event["resource"] = path.into();
+            event["requestContext"]["path"] = path.into();
+            serde_json::from_value::<LambdaRequest>(event).expect("a REST request")
+        };
+
+        let text = serve(router.clone(), request("/alerts"), Context::default())
+            .await
+            .expect("served");
+        assert_eq!(text.status_code, 200);
+        assert!(text.headers.is_empty());
+        assert_eq!(text.multi_value_headers.get_all("vary").iter().count(), 2);
+        assert!(!text.is_base64_encoded);
+        assert!(matches!(&text.body, Some(Body::Text(t)) if t == "{\"title\":\"é\"}"));
+        let json = serde_json::to_value(&text).expect("serializes");
+        assert_eq!(
+            json["multiValueHeaders"]["vary"],
+            serde_json::json!(["a", "b"])
+        );
+
+        let binary = serve(router.clone(), request("/binary"), Context::default())
+            .await
+            .expect("served");
+        assert!(binary.is_base64_encoded);
+        assert_eq!(
+            serde_json::to_value(&binary).expect("serializes")["body"],
+            "/wA="
+        );
+
+        let empty = serve(router, request("/empty"), Context::default())
+            .await
+            .expect("served");
+        assert_eq!(empty.status_code, 204);
+        assert!(empty.body.is_none());
     }
 
     #[test]

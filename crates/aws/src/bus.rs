@@ -3,62 +3,48 @@
 //! events (registrations, from the flights function to the watch function).
 
 use async_trait::async_trait;
-use aws_sdk_sns::types::MessageAttributeValue;
 use flightwatch_domain::ports::{AlertBus, BusError, DeliveryReports, FlightAnnouncements};
 use flightwatch_domain::watch::FlightRegistered;
 use flightwatch_domain::{AlertMessage, DeliveryReport};
+
+use crate::sns::{Publish, Sns};
 
 /// Publishes to one topic: alert messages on the alerts topic (the sms function is subscribed to
 /// it), or delivery reports on the reports topic (the alerts function is subscribed to it).
 #[derive(Clone, Debug)]
 pub struct SnsTopic {
-    client: aws_sdk_sns::Client,
+    sns: Sns,
     topic_arn: String,
 }
 
 impl SnsTopic {
     pub fn from_config(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
-        Self::new(crate::sns_client(sdk), topic_arn)
-    }
-
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
         Self {
-            client,
+            sns: Sns::new(sdk),
             topic_arn: topic_arn.into(),
         }
     }
-}
 
-fn attribute(data_type: &str, value: String) -> Result<MessageAttributeValue, BusError> {
-    MessageAttributeValue::builder()
-        .data_type(data_type)
-        .string_value(value)
-        .build()
-        .map_err(|e| BusError(Box::new(e)))
+    async fn send(&self, message: Publish) -> Result<String, BusError> {
+        self.sns
+            .publish(message)
+            .await
+            .map_err(|e| BusError(Box::new(e)))
+    }
 }
 
 #[async_trait]
 impl AlertBus for SnsTopic {
     async fn publish(&self, message: &AlertMessage) -> Result<(), BusError> {
-        let body = message.to_json();
-        let out = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(body)
-            // Attributes let subscribers filter (e.g. an archive of cancellations only) and
-            // route retries without parsing the body.
-            .message_attributes("version", attribute("Number", message.version.to_string())?)
-            .message_attributes(
-                "event",
-                attribute("String", message.event.as_str().to_owned())?,
-            )
-            .message_attributes("attempt", attribute("Number", message.attempt.to_string())?)
-            .send()
-            .await
-            .map_err(|e| BusError(crate::describe(&e).into()))?;
+        // Attributes let subscribers filter (e.g. an archive of cancellations only) and route
+        // retries without parsing the body.
+        let publish = Publish::to_topic(&self.topic_arn, message.to_json())
+            .number("version", message.version)
+            .text("event", message.event.as_str())
+            .number("attempt", message.attempt);
+        let message_id = self.send(publish).await?;
         tracing::debug!(
-            message_id = out.message_id().unwrap_or_default(),
+            message_id,
             part = message.part,
             "alert message on the topic"
         );
@@ -69,31 +55,19 @@ impl AlertBus for SnsTopic {
 #[async_trait]
 impl DeliveryReports for SnsTopic {
     async fn report(&self, report: &DeliveryReport) -> Result<(), BusError> {
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(report.to_json())
-            .message_attributes("version", attribute("Number", report.version.to_string())?)
-            .send()
-            .await
-            .map_err(|e| BusError(crate::describe(&e).into()))?;
-        Ok(())
+        let publish =
+            Publish::to_topic(&self.topic_arn, report.to_json()).number("version", report.version);
+        self.send(publish).await.map(drop)
     }
 }
 
 #[async_trait]
 impl FlightAnnouncements for SnsTopic {
     async fn registered(&self, message: &FlightRegistered) -> Result<(), BusError> {
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(message.to_json())
-            .message_attributes("version", attribute("Number", message.version.to_string())?)
-            .message_attributes("event", attribute("String", "REGISTERED".to_owned())?)
-            .send()
-            .await
-            .map_err(|e| BusError(crate::describe(&e).into()))?;
-        Ok(())
+        let publish = Publish::to_topic(&self.topic_arn, message.to_json())
+            .number("version", message.version)
+            .text("event", "REGISTERED");
+        self.send(publish).await.map(drop)
     }
 }
 

@@ -10,12 +10,16 @@ mod claims;
 mod https;
 #[cfg(feature = "objects")]
 mod objects;
+#[cfg(feature = "runtime")]
+mod operation;
 #[cfg(feature = "sns")]
 mod sender;
 #[cfg(feature = "s3")]
 mod settings;
 #[cfg(all(feature = "claims", feature = "sns"))]
 mod sms_clients;
+#[cfg(feature = "sns")]
+mod sns;
 
 #[cfg(feature = "sns")]
 pub use bus::{LazySnsTopic, SnsTopic};
@@ -33,6 +37,8 @@ pub use settings::{
 };
 #[cfg(all(feature = "claims", feature = "sns"))]
 pub use sms_clients::{LazySmsClients, SmsClientSettings};
+#[cfg(feature = "sns")]
+pub use sns::{Publish, PublishError, Sns};
 
 /// The SDK configuration of a function: region and credentials from the environment, which is
 /// where Lambda puts them (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -65,20 +71,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     config.build()
 }
 
-#[cfg(feature = "sns")]
-/// An SNS client whose calls give up after 5 s (retries included), so a slow call cannot eat a
-/// function's whole time budget; the callers retry or hand the work on.
-pub fn sns_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
-    let timeouts = aws_sdk_sns::config::timeout::TimeoutConfig::builder()
-        .operation_timeout(std::time::Duration::from_secs(5))
-        .build();
-    let conf = aws_sdk_sns::config::Builder::from(sdk)
-        .timeout_config(timeouts)
-        .build();
-    aws_sdk_sns::Client::from_conf(conf)
-}
-
-#[cfg(feature = "sns")]
+#[cfg(feature = "subscribe")]
 /// Subscribes an HTTP(S) endpoint to a topic (idempotent: SNS returns the existing subscription).
 pub async fn subscribe_http(
     sdk: &aws_config::SdkConfig,

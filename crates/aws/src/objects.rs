@@ -1,40 +1,15 @@
 //! The two S3 calls the functions make: read an object, and write one (optionally only if it is
-//! not there yet). Each is an operation on the SDK's own runtime (its HTTPS client, standard
-//! retries, timeouts, credentials, SigV4 signing with S3's settings), without the generated S3
-//! client: that client links S3's whole endpoint rule set, S3 Express sessions and every
-//! checksum it can validate, whose CRC tables alone are 660 KiB of every function that read
-//! one properties file (issue 13's size budgets). The deployer and the tests, which call S3
-//! broadly, use `aws-sdk-s3`.
+//! not there yet), as operations on the SDK's runtime (`operation`). The deployer and the tests,
+//! which call S3 broadly, use `aws-sdk-s3`.
 //!
 //! Addressing: virtual-hosted (`https://<bucket>.s3.<region>.amazonaws.com/<key>`, as S3
 //! recommends), and path-style under `AWS_ENDPOINT_URL` (an emulator or an endpoint by URL).
 
-use std::time::Duration;
-
-use aws_runtime::auth::sigv4::{SigV4AuthScheme, SCHEME_ID as SIGV4};
-use aws_runtime::auth::{SigV4OperationSigningConfig, SigningOptions};
-use aws_smithy_runtime::client::identity::IdentityCache;
-use aws_smithy_runtime::client::orchestrator::operation::Operation;
-use aws_smithy_runtime::client::retries::classifiers::{
-    HttpStatusCodeClassifier, TransientErrorClassifier,
-};
-use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
-use aws_smithy_runtime_api::client::auth::{
-    AuthSchemeOptionResolverParams, SharedAuthScheme, SharedAuthSchemeOptionResolver,
-};
-use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
-use aws_smithy_runtime_api::client::orchestrator::{
-    HttpRequest, HttpResponse, OrchestratorError, SensitiveOutput,
-};
+use aws_runtime::auth::SigningOptions;
+use aws_smithy_runtime::client::orchestrator::operation::{Operation, OperationBuilder};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse, OrchestratorError};
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
-use aws_smithy_runtime_api::client::runtime_plugin::StaticRuntimePlugin;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::config_bag::Layer;
-use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
-use aws_types::region::SigningRegion;
-use aws_types::SigningName;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Characters a key keeps in the path as they are: S3 signs the path as sent (no double
@@ -106,9 +81,7 @@ impl S3Objects {
     /// Calls give up after 5 s (retries included), as the SNS client's do.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
         let bucket = bucket.into();
-        // Lambda always sets a region; elsewhere S3's own default, for the address and the
-        // signature alike.
-        let region = sdk.region().map_or("us-east-1", |r| r.as_ref()).to_owned();
+        let region = crate::operation::region(sdk);
         let endpoint = endpoint(sdk, &region, &bucket);
         Self {
             get: operation(sdk, &region, &endpoint, Call::Get)
@@ -168,83 +141,40 @@ impl S3Objects {
 fn endpoint(sdk: &aws_config::SdkConfig, region: &str, bucket: &str) -> String {
     match sdk.endpoint_url() {
         Some(url) => format!("{}/{bucket}", url.trim_end_matches('/')),
-        None => {
-            // The China partition is the one commercial partition with its own DNS suffix.
-            let suffix = if region.starts_with("cn-") {
-                "amazonaws.com.cn"
-            } else {
-                "amazonaws.com"
-            };
-            format!("https://{bucket}.s3.{region}.{suffix}")
-        }
+        None => format!(
+            "https://{bucket}.s3.{region}.{}",
+            crate::operation::dns_suffix(region)
+        ),
     }
 }
 
-/// An operation on `endpoint`, signed with SigV4 as S3 wants it (the payload's SHA-256 in
-/// `x-amz-content-sha256`, the path signed as sent), retried on throttling, 5xx and transient
-/// connection errors.
+/// An S3 operation on `endpoint`, signed with SigV4 as S3 wants it (the payload's SHA-256 in
+/// `x-amz-content-sha256`, the path signed as sent).
 fn operation(
     sdk: &aws_config::SdkConfig,
     region: &str,
     endpoint: &str,
     call: Call,
-) -> aws_smithy_runtime::client::orchestrator::operation::OperationBuilder<Request> {
-    let mut options = SigningOptions::default();
-    options.double_uri_encode = false;
-    options.normalize_uri_path = false;
-    options.content_sha256_header = true;
-    let signing = SigV4OperationSigningConfig {
-        region: Some(SigningRegion::from(aws_config::Region::new(
-            region.to_owned(),
-        ))),
-        name: Some(SigningName::from_static("s3")),
-        signing_options: options,
-        ..Default::default()
-    };
-    let mut config = Layer::new("S3Objects");
-    config.store_put(signing);
-    config.store_put(AuthSchemeOptionResolverParams::new(()));
-    if call == Call::Get {
-        // Keeps the runtime's trace logging from printing what is read (secrets among it).
-        config.store_put(SensitiveOutput);
-    }
-    let mut components = RuntimeComponentsBuilder::new("S3Objects")
-        .with_auth_scheme_option_resolver(Some(SharedAuthSchemeOptionResolver::new(
-            StaticAuthSchemeOptionResolver::new(vec![SIGV4]),
-        )))
-        .with_auth_scheme(SharedAuthScheme::new(SigV4AuthScheme::new()))
-        .with_identity_cache(Some(
-            sdk.identity_cache()
-                .unwrap_or_else(|| IdentityCache::lazy().build()),
-        ));
-    if let Some(credentials) = sdk.credentials_provider() {
-        components =
-            components.with_identity_resolver(SIGV4, SharedIdentityResolver::new(credentials));
-    }
-    let mut builder = Operation::builder()
-        .service_name("s3")
-        .operation_name(match call {
-            Call::Get => "GetObject",
-            Call::Put => "PutObject",
-        })
-        .endpoint_url(endpoint)
-        .with_connection_poisoning()
-        .standard_retry(&RetryConfig::standard())
-        .retry_classifier(HttpStatusCodeClassifier::default())
-        .retry_classifier(TransientErrorClassifier::<ObjectError>::new())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .runtime_plugin(
-            StaticRuntimePlugin::new()
-                .with_config(config.freeze())
-                .with_runtime_components(components),
-        );
-    if let Some(client) = sdk.http_client() {
-        builder = builder.http_client(client);
-    }
+) -> OperationBuilder<Request> {
+    let mut signing = SigningOptions::default();
+    signing.double_uri_encode = false;
+    signing.normalize_uri_path = false;
+    signing.content_sha256_header = true;
+    let builder = crate::operation::operation::<ObjectError>(
+        sdk,
+        region,
+        endpoint,
+        crate::operation::Call {
+            service: "s3",
+            operation: match call {
+                Call::Get => "GetObject",
+                Call::Put => "PutObject",
+            },
+            signing,
+            // What is read holds secrets (the database password, the AeroAPI key).
+            sensitive_output: call == Call::Get,
+        },
+    );
     builder.serializer(move |request: Request| {
         let mut http = http::Request::builder()
             .method(match call {
@@ -277,16 +207,10 @@ fn success(response: &HttpResponse) -> Result<&[u8], OrchestratorError<ObjectErr
     }
     Err(OrchestratorError::operation(ObjectError::Refused {
         status: response.status().as_u16(),
-        code: error_code(body).unwrap_or("(no code)").to_owned(),
+        code: crate::operation::xml_text(body, "Code")
+            .unwrap_or("(no code)")
+            .to_owned(),
     }))
-}
-
-/// `<Code>` of S3's XML error body; a HEAD-like answer or a proxy's page has none.
-fn error_code(body: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(body).ok()?;
-    let start = text.find("<Code>")? + "<Code>".len();
-    let len = text[start..].find("</Code>")?;
-    Some(&text[start..start + len])
 }
 
 fn describe(e: SdkError<ObjectError, HttpResponse>) -> ObjectError {
@@ -304,14 +228,6 @@ mod tests {
     fn object_contents_never_reach_a_log() {
         let secret = Contents(b"jdbc.password=hunter2".to_vec());
         assert_eq!(format!("{secret:?}"), "21 bytes");
-    }
-
-    #[test]
-    fn s3_error_codes_are_read_from_its_xml() {
-        let body = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
-        assert_eq!(error_code(body), Some("NoSuchKey"));
-        assert_eq!(error_code(b""), None);
-        assert_eq!(error_code(b"<html>bad gateway</html>"), None);
     }
 
     #[test]

@@ -1,51 +1,37 @@
 //! SMS through SNS `Publish` to a phone number.
 
 use async_trait::async_trait;
-use aws_sdk_sns::error::SdkError;
-use aws_sdk_sns::operation::publish::PublishError;
-use aws_sdk_sns::types::MessageAttributeValue;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use flightwatch_domain::ports::{OutgoingSms, SendError, SmsSender};
+
+use crate::sns::{Publish, PublishError, Sns};
 
 #[derive(Clone, Debug)]
 pub struct SnsSmsSender {
-    client: aws_sdk_sns::Client,
+    sns: Sns,
     sender_id: Option<String>,
 }
 
 impl SnsSmsSender {
     /// `sender_id` is shown as the sender where carriers allow it (not in the US).
     pub fn from_config(sdk: &aws_config::SdkConfig, sender_id: Option<String>) -> Self {
-        Self::new(crate::sns_client(sdk), sender_id)
+        Self {
+            sns: Sns::new(sdk),
+            sender_id,
+        }
     }
-
-    pub fn new(client: aws_sdk_sns::Client, sender_id: Option<String>) -> Self {
-        Self { client, sender_id }
-    }
-}
-
-fn attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(|e| SendError::Transient(e.to_string()))
 }
 
 #[async_trait]
 impl SmsSender for SnsSmsSender {
     async fn send(&self, sms: &OutgoingSms) -> Result<String, SendError> {
-        let mut publish = self
-            .client
-            .publish()
-            .phone_number(sms.to.expose())
-            .message(&sms.body)
-            // Transactional: delivered with priority, not subject to marketing quiet hours.
-            .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
+        // Transactional: delivered with priority, not subject to marketing quiet hours.
+        let mut publish = Publish::to_phone(sms.to.expose(), sms.body.as_str())
+            .text("AWS.SNS.SMS.SMSType", "Transactional");
         if let Some(id) = &self.sender_id {
-            publish = publish.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
+            publish = publish.text("AWS.SNS.SMS.SenderID", id.as_str());
         }
-        let out = publish.send().await.map_err(classify)?;
-        Ok(out.message_id().unwrap_or_default().to_owned())
+        self.sns.publish(publish).await.map_err(classify)
     }
 }
 
@@ -55,21 +41,62 @@ impl SmsSender for SnsSmsSender {
 /// one: it is retried with the ledger's backoff and, if it persists, the recipients end `EXPIRED`
 /// in the ledger, where someone will see it.
 /// The provider's text can quote the number: it is redacted before it goes anywhere.
-fn classify(e: SdkError<PublishError>) -> SendError {
-    let text = flightwatch_domain::redact_phone_numbers(&crate::describe(&e));
-    let about_the_number = |message: Option<&str>| {
-        message.is_some_and(|m| {
-            let m = m.to_ascii_lowercase();
-            m.contains("phonenumber") || m.contains("phone number") || m.contains("opted out")
-        })
-    };
-    match e.as_service_error() {
-        Some(PublishError::EndpointDisabledException(_)) => SendError::Rejected(text),
-        Some(
-            err @ (PublishError::InvalidParameterException(_)
-            | PublishError::InvalidParameterValueException(_)
-            | PublishError::ValidationException(_)),
-        ) if about_the_number(err.meta().message()) => SendError::Rejected(text),
+fn classify(e: PublishError) -> SendError {
+    let text = flightwatch_domain::redact_phone_numbers(&e.to_string());
+    let about_the_number = e.message().is_some_and(|m| {
+        let m = m.to_ascii_lowercase();
+        m.contains("phonenumber") || m.contains("phone number") || m.contains("opted out")
+    });
+    // SNS's codes for EndpointDisabledException, InvalidParameterException,
+    // InvalidParameterValueException and ValidationException.
+    match e.code() {
+        Some("EndpointDisabled") => SendError::Rejected(text),
+        Some("InvalidParameter" | "ParameterValueInvalid" | "ValidationException")
+            if about_the_number =>
+        {
+            SendError::Rejected(text)
+        }
         _ => SendError::Transient(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::error::metadata::ErrorMetadata;
+
+    fn refused(code: &str, message: &str) -> PublishError {
+        PublishError::Refused {
+            status: 400,
+            meta: ErrorMetadata::builder().code(code).message(message).build(),
+        }
+    }
+
+    #[test]
+    fn only_the_numbers_own_refusals_reject_a_recipient() {
+        let rejected = classify(refused(
+            "ParameterValueInvalid",
+            "Invalid parameter: PhoneNumber Reason: +14155550100 is not valid",
+        ));
+        let SendError::Rejected(text) = rejected else {
+            panic!("a bad number is rejected: {rejected:?}");
+        };
+        assert!(!text.contains("4155550100"), "{text}");
+        assert!(matches!(
+            classify(refused("EndpointDisabled", "Endpoint is disabled")),
+            SendError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify(refused("InvalidParameter", "Invalid parameter: SenderID")),
+            SendError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(refused("Throttling", "Rate exceeded")),
+            SendError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(PublishError::Failed("timed out".into())),
+            SendError::Transient(_)
+        ));
     }
 }

@@ -433,8 +433,8 @@ async fn main() -> anyhow::Result<()> {
             let queue = configure::output(&outputs, "DeadLetterQueueUrl")?;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             if redrive {
-                let bus = flightwatch_aws::SnsTopic::new(
-                    flightwatch_aws::sns_client(&sdk),
+                let bus = flightwatch_aws::SnsTopic::from_config(
+                    &sdk,
                     configure::output(&outputs, "AlertsTopicArn")?,
                 );
                 let (redriven, kept) = dead_letters::redrive(&sqs, queue, &bus).await?;

@@ -252,7 +252,7 @@ impl AwsAccount {
             sts: aws_sdk_sts::Client::new(sdk),
             apigateway: aws_sdk_apigateway::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
-            sns: flightwatch_aws::sns_client(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
             ec2: aws_sdk_ec2::Client::new(sdk),
         }
     }

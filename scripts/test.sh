@@ -47,7 +47,8 @@ if cargo tree --locked -e normal -p flights -p alerts -p sms | grep -i sqlite; t
   exit 1
 fi
 # idna without a Unicode back end (Cargo.toml says why): a plain `cargo update` would lift it.
-if ! cargo tree --locked -e normal -p flights -i idna_adapter | grep -q '^idna_adapter v1\.0\.'; then
+idna_adapter=$(cargo tree --locked -e normal -p flights -i idna_adapter --depth 0)
+if [[ $idna_adapter != "idna_adapter v1.0."* ]]; then
   fw_log "idna_adapter is not pinned at 1.0.x: cargo update -p idna_adapter --precise 1.0.0"
   exit 1
 fi

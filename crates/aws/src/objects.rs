@@ -78,7 +78,7 @@ struct Request {
 }
 
 impl S3Objects {
-    /// Calls give up after 5 s (retries included), as the SNS client's do.
+    /// Calls give up after 5 s, retries included (`operation`).
     pub fn new(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
         let bucket = bucket.into();
         let region = crate::operation::region(sdk);

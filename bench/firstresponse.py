@@ -42,7 +42,7 @@ MOTO = os.environ["AWS_ENDPOINT_URL"]
 
 
 class Stand:
-    """What the runtime API stand-in does for the process running now."""
+    """What a runtime API stand-in does for the one process it serves."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -55,11 +55,10 @@ class Stand:
         self.done = threading.Event()
 
 
-stand = Stand()
-
 
 class RuntimeApi(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        stand = self.server.stand
         if not self.path.endswith("/runtime/invocation/next"):
             self.send_response(404)
             self.end_headers()
@@ -90,6 +89,7 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         payload = self.rfile.read(length)
         now = time.perf_counter()
+        stand = self.server.stand
         with stand.lock:
             if "/req-0/" in self.path:
                 stand.times["first"] = now
@@ -103,10 +103,6 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-port = server.server_address[1]
 
 aws = dict(endpoint_url=MOTO, region_name="us-east-1",
            aws_access_key_id="bench", aws_secret_access_key="bench")
@@ -132,7 +128,7 @@ for fn in ("flights", "alerts"):
                   Body=jdbc(os.environ[f"BENCH_DATABASE_URL_{fn.upper()}"]))
 
 base_env = {
-    **lambda_env(os.environ["PATH"], port),
+    **lambda_env(os.environ["PATH"], 0),  # each run's own port: run_once
     "AWS_ENDPOINT_URL": MOTO,
     "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH": "true",
     "FLIGHTWATCH_ALERTS_TOPIC_ARN": alerts_topic,
@@ -164,7 +160,13 @@ EVENTS = {
 
 def run_once(path, event, env):
     """(init, first, warm) in ms for one fresh process, and the first response's body."""
+    # A Runtime API of its own for each process: the killed process's last /next, still in
+    # flight on its connection, would otherwise take the next process's first event.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    server.stand = stand = Stand()
     stand.reset(event)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}"}
     start = time.perf_counter()
     proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not stand.done.wait(30):
@@ -173,6 +175,8 @@ def run_once(path, event, env):
     t = stand.times
     proc.kill()
     proc.wait()
+    server.shutdown()
+    server.server_close()
     ms = lambda a, b: (b - a) * 1000  # noqa: E731
     return ms(start, t["next"]), ms(start, t["first"]), ms(t["given1"], t["warm"]), t["first_body"]
 
@@ -215,4 +219,3 @@ for fn in ("flights", "alerts", "sms"):
         print(f"{label:<13} {init:>6.1f} {first:>7.1f} {first / base_first:>7.2f} {warm:>6.1f} "
               f"{first - warm - init:>16.1f} {s3_cost:>12}")
     print(f"  {fn}'s first answer: {body[:140]}")
-server.shutdown()

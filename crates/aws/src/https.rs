@@ -8,9 +8,13 @@
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
@@ -22,10 +26,12 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
+use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{capture_connection, HttpConnector as Tcp};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::error::Elapsed;
 
 /// The HTTPS client every SDK client of ours is given (functions, deployer, local stack, tests).
 pub fn http_client() -> SharedHttpClient {
@@ -64,7 +70,7 @@ impl HttpClient for Https {
 
 #[derive(Debug)]
 struct Connector {
-    client: Client<HttpsConnector<Tcp>, SdkBody>,
+    client: Client<Bounded, SdkBody>,
     read_timeout: Option<Duration>,
 }
 
@@ -73,14 +79,18 @@ impl Connector {
         let mut tcp = Tcp::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        // The TCP connect; the TLS handshake after it is bounded by the operation's timeouts.
-        tcp.set_connect_timeout(connect_timeout);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls().as_ref().clone())
             // http: for an endpoint by URL such as an emulator's; AWS endpoints are https.
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
+        // The whole connect (DNS, TCP to each address, TLS), as the SDK's client bounds it; none
+        // set, none imposed.
+        let https = Bounded {
+            inner: https,
+            limit: connect_timeout.unwrap_or(Duration::MAX),
+        };
         let client = Client::builder(TokioExecutor::new())
             // The pool's idle timeout only runs with a timer.
             .pool_timer(TokioTimer::new())
@@ -90,6 +100,35 @@ impl Connector {
             client,
             read_timeout,
         }
+    }
+}
+
+/// The HTTPS connector with a time limit on the whole connect.
+#[derive(Clone, Debug)]
+struct Bounded {
+    inner: HttpsConnector<Tcp>,
+    limit: Duration,
+}
+
+type Connecting<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+
+impl tower_service::Service<Uri> for Bounded {
+    type Response = <HttpsConnector<Tcp> as tower_service::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = Connecting<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            tokio::time::timeout(limit, connecting)
+                .await
+                .unwrap_or_else(|elapsed| Err(elapsed.into()))
+        })
     }
 }
 
@@ -163,6 +202,9 @@ impl HttpConnector for Connector {
 /// Which failures the SDK's retries treat as transient: anything before or during the exchange
 /// on the wire (connect, DNS, reset, closed, cut short); a request hyper refused is the caller's.
 fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
+    if find::<Elapsed>(&error).is_some() {
+        return ConnectorError::timeout(error.into());
+    }
     let hyper = find::<hyper::Error>(&error);
     if hyper.is_some_and(hyper::Error::is_user) {
         return ConnectorError::user(error.into());
@@ -207,6 +249,30 @@ mod tests {
         .expect("request");
         let error = connector.call(request).await.expect_err("nothing listens");
         assert!(error.is_io(), "{error:?}");
+    }
+
+    /// A connect that does not complete (here a TLS handshake nobody answers) is a timeout
+    /// after the connect timeout.
+    #[tokio::test]
+    async fn a_handshake_that_never_ends_times_out_as_a_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepting = tokio::spawn(async move { listener.accept().await });
+        let connector = Connector::new((Some(Duration::from_millis(200)), None));
+        let request = HttpRequest::try_from(
+            http::Request::builder()
+                .uri(format!("https://127.0.0.1:{port}/"))
+                .body(SdkBody::empty())
+                .expect("request"),
+        )
+        .expect("request");
+        let started = std::time::Instant::now();
+        let error = connector.call(request).await.expect_err("no handshake");
+        assert!(error.is_timeout(), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(accepting);
     }
 
     /// An answer that never comes is a timeout after the read timeout.

@@ -13,7 +13,7 @@ pub type SqliteAlertStore = flightwatch_store::SqlAlertStore<sqlx::Sqlite>;
 
 use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -44,6 +44,14 @@ pub async fn open(url: &str) -> Result<SqlitePool, OpenError> {
     // in SQLite's busy handler, which sleeps 1, 2, 5 ms...; queued in the pool instead, it starts
     // the moment the other commits (POST /notifications' p50 about 1 ms lower on the local stack,
     // whose sms handler writes its reports while the next request runs).
+    // The checkpoints' connection first, one after the other: two connections opening at once
+    // would find the file locked while the first puts it in WAL mode.
+    let checkpointer = options
+        .clone()
+        .disable_statement_logging()
+        .connect()
+        .await
+        .map_err(open_error)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         // Each wait for it, at debug (`sqlx::pool::acquire`): bench/load.py's floor run reads them.
@@ -52,31 +60,26 @@ pub async fn open(url: &str) -> Result<SqlitePool, OpenError> {
         .await
         .map_err(open_error)?;
     migrate_all(&pool).await?;
-    // After the pool's first connection has put the file in WAL mode, which a second connection
-    // opening at the same moment would find locked.
-    checkpoints(options);
+    checkpoints(checkpointer, &pool);
     Ok(pool)
 }
 
-/// Copies the WAL into the database every 100 ms, from a connection outside the pool. SQLite's
-/// automatic checkpoint runs inside the commit that takes the WAL past 1000 pages, which then
-/// waits for the copy and its two fsyncs (1 to 5 ms here): on the local stack, one
-/// `POST /notifications` in twenty or so, its p99. A passive checkpoint waits for no reader or
-/// writer, so requests go on meanwhile. The task ends with the runtime.
-fn checkpoints(options: SqliteConnectOptions) {
-    use sqlx::ConnectOptions;
+/// Copies the WAL into the database every 100 ms, from a connection outside the pool, until the
+/// pool closes. SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1000
+/// pages, which then waits for the copy and its two fsyncs (1 to 5 ms here): on the local stack,
+/// one `POST /notifications` in twenty or so, its p99. A passive checkpoint waits for no reader
+/// or writer, so requests go on meanwhile.
+fn checkpoints(mut connection: sqlx::SqliteConnection, pool: &SqlitePool) {
+    let closed = pool.close_event();
     tokio::spawn(async move {
-        let mut connection = match options.connect().await {
-            Ok(connection) => connection,
-            Err(e) => {
-                log::warn!("no WAL checkpoints: {e}");
-                return;
-            }
-        };
         let mut every = tokio::time::interval(Duration::from_millis(100));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(closed);
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = &mut closed => break,
+                _ = every.tick() => {}
+            }
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&mut connection)
                 .await
@@ -84,6 +87,7 @@ fn checkpoints(options: SqliteConnectOptions) {
                 log::warn!("WAL checkpoint: {e}");
             }
         }
+        let _ = sqlx::Connection::close(connection).await;
     });
 }
 

@@ -163,6 +163,7 @@ def run_once(path, event, env):
     # A Runtime API of its own for each process: the killed process's last /next, still in
     # flight on its connection, would otherwise take the next process's first event.
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    server.block_on_close = False  # not for the killed process's /next, asleep in its handler
     server.stand = stand = Stand()
     stand.reset(event)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -47,6 +47,7 @@ pub(crate) fn region(sdk: &aws_config::SdkConfig) -> String {
     sdk.region().map_or("us-east-1", |r| r.as_ref()).to_owned()
 }
 
+#[cfg(feature = "sns")]
 /// The service's regional address, `https://<service>.<region>.amazonaws.com`, or the endpoint
 /// URL the configuration has (an emulator, or an endpoint by URL).
 pub(crate) fn regional_endpoint(sdk: &aws_config::SdkConfig, host: &str, region: &str) -> String {
@@ -155,6 +156,7 @@ mod tests {
         assert_eq!(xml_text(b"<html>bad gateway</html>", "Code"), None);
     }
 
+    #[cfg(feature = "sns")]
     #[test]
     fn services_are_regional_in_aws_and_at_the_endpoint_url_elsewhere() {
         let aws = aws_config::SdkConfig::builder().build();

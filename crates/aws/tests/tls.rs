@@ -101,6 +101,9 @@ async fn https_is_verified_against_the_systems_roots() {
         .await;
     let error = refused.expect_err("an unknown CA");
     assert!(error.status().is_none(), "{error}");
-    assert!(error.to_string().contains("invalid peer certificate"), "{error}");
+    assert!(
+        error.to_string().contains("invalid peer certificate"),
+        "{error}"
+    );
     let _ = std::fs::remove_file(&roots);
 }

@@ -233,6 +233,28 @@ fn find<'a, E: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a 
 mod tests {
     use super::*;
 
+    /// A GET of `url` as the SDK hands it to the connector.
+    fn get(url: String) -> HttpRequest {
+        let request = http::Request::builder()
+            .uri(url)
+            .body(SdkBody::empty())
+            .expect("request");
+        HttpRequest::try_from(request).expect("request")
+    }
+
+    /// A port that accepts a connection and then says nothing, while the task runs.
+    async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepting = tokio::spawn(async move {
+            let _connection = listener.accept().await;
+            std::future::pending::<()>().await;
+        });
+        (port, accepting)
+    }
+
     /// A refused connection is I/O, which the SDK's standard retries retry.
     #[tokio::test]
     async fn a_refused_connection_is_transient() {
@@ -240,13 +262,7 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
         let connector = Connector::new((Some(Duration::from_secs(1)), None));
-        let request = HttpRequest::try_from(
-            http::Request::builder()
-                .uri(format!("http://127.0.0.1:{port}/"))
-                .body(SdkBody::empty())
-                .expect("request"),
-        )
-        .expect("request");
+        let request = get(format!("http://127.0.0.1:{port}/"));
         let error = connector.call(request).await.expect_err("nothing listens");
         assert!(error.is_io(), "{error:?}");
     }
@@ -255,44 +271,24 @@ mod tests {
     /// after the connect timeout.
     #[tokio::test]
     async fn a_handshake_that_never_ends_times_out_as_a_connect() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let accepting = tokio::spawn(async move { listener.accept().await });
+        let (port, server) = silent_server().await;
         let connector = Connector::new((Some(Duration::from_millis(200)), None));
-        let request = HttpRequest::try_from(
-            http::Request::builder()
-                .uri(format!("https://127.0.0.1:{port}/"))
-                .body(SdkBody::empty())
-                .expect("request"),
-        )
-        .expect("request");
         let started = std::time::Instant::now();
+        let request = get(format!("https://127.0.0.1:{port}/"));
         let error = connector.call(request).await.expect_err("no handshake");
         assert!(error.is_timeout(), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
-        drop(accepting);
+        server.abort();
     }
 
     /// An answer that never comes is a timeout after the read timeout.
     #[tokio::test]
     async fn a_silent_server_times_out() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let accepting = tokio::spawn(async move { listener.accept().await });
+        let (port, server) = silent_server().await;
         let connector = Connector::new((None, Some(Duration::from_millis(200))));
-        let request = HttpRequest::try_from(
-            http::Request::builder()
-                .uri(format!("http://127.0.0.1:{port}/"))
-                .body(SdkBody::empty())
-                .expect("request"),
-        )
-        .expect("request");
+        let request = get(format!("http://127.0.0.1:{port}/"));
         let error = connector.call(request).await.expect_err("no answer");
         assert!(error.is_timeout(), "{error:?}");
-        drop(accepting);
+        server.abort();
     }
 }

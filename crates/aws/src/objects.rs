@@ -166,10 +166,7 @@ fn operation(
         endpoint,
         crate::operation::Call {
             service: "s3",
-            operation: match call {
-                Call::Get => "GetObject",
-                Call::Put => "PutObject",
-            },
+            operation: call.operation(),
             signing,
             // What is read holds secrets (the database password, the AeroAPI key).
             sensitive_output: call == Call::Get,
@@ -177,10 +174,7 @@ fn operation(
     );
     builder.serializer(move |request: Request| {
         let mut http = http::Request::builder()
-            .method(match call {
-                Call::Get => "GET",
-                Call::Put => "PUT",
-            })
+            .method(call.method())
             .uri(format!("/{}", utf8_percent_encode(&request.key, KEY)));
         if request.if_none_match {
             http = http.header("if-none-match", "*");
@@ -197,6 +191,23 @@ fn operation(
 enum Call {
     Get,
     Put,
+}
+
+impl Call {
+    /// Its name in S3's API.
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Get => "GetObject",
+            Self::Put => "PutObject",
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Put => "PUT",
+        }
+    }
 }
 
 /// The body of a 2xx answer, else S3's refusal with its error code.

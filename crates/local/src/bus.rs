@@ -33,6 +33,35 @@ pub struct InProcessBus {
     log: Mutex<std::fs::File>,
     /// Messages found undelivered in the log at start.
     undelivered: Mutex<Vec<AlertMessage>>,
+    invocations: Invocations,
+}
+
+/// Where the sms handler runs: a thread and runtime of its own, as the sms function is a
+/// process of its own in AWS. Its work per message (a claim, an SMS and a record per recipient,
+/// then the report) then never queues on the threads answering requests; on the runtime that
+/// serves them it was most of `POST /notifications`' tail on the local stack. Stops, dropping
+/// what it was running, when dropped (the bus log hands that out again at the next start).
+struct Invocations {
+    runtime: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Invocations {
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("sms-handler".into())
+            // Returns once `stop` is dropped; the runtime is dropped here, outside any task.
+            .spawn(move || drop(runtime.block_on(stopped)))?;
+        Ok(Self {
+            runtime: handle,
+            _stop: stop,
+        })
+    }
 }
 
 impl InProcessBus {
@@ -64,6 +93,7 @@ impl InProcessBus {
             subscriber: OnceLock::new(),
             log: Mutex::new(file),
             undelivered: Mutex::new(pending),
+            invocations: Invocations::start()?,
         }))
     }
 
@@ -105,7 +135,7 @@ impl InProcessBus {
             return;
         };
         let bus = self.clone();
-        tokio::spawn(async move {
+        self.invocations.runtime.spawn(async move {
             let handout = message.handout;
             match flightwatch_delivery::sns_event(LOCAL_TOPIC_ARN, &[message]) {
                 Ok(event) => {

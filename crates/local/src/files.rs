@@ -1,12 +1,11 @@
 //! The local stand-in for SNS SMS: JSON lines appended to a file.
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use flightwatch_domain::ports::{OutgoingSms, SendError, SmsSender};
-use tokio::fs::File;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
 
 fn create_dir(path: &Path) -> std::io::Result<()> {
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -30,13 +29,16 @@ pub(crate) fn open_truncate(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// One line per SMS: `{"to": ..., "body": ..., "alertId": ...}`.
 pub struct JsonLinesSender {
-    file: Mutex<File>,
+    // A plain file and lock: one small append is a few microseconds, where `tokio::fs` would
+    // hand each line to the blocking pool and back (two thread switches per SMS, which on the
+    // local stack slowed the requests running beside the sms handler).
+    file: Mutex<std::fs::File>,
 }
 
 impl JsonLinesSender {
     pub fn open(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
-            file: Mutex::new(File::from_std(open_append(path)?)),
+            file: Mutex::new(open_append(path)?),
         })
     }
 }
@@ -52,12 +54,10 @@ impl SmsSender for JsonLinesSender {
         .to_string();
         line.push('\n');
         // One write per line under the lock: concurrent sends never interleave.
-        let mut file = self.file.lock().await;
-        file.write_all(line.as_bytes())
-            .await
-            .map_err(|e| SendError::Transient(e.to_string()))?;
-        file.flush()
-            .await
+        self.file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .write_all(line.as_bytes())
             .map_err(|e| SendError::Transient(e.to_string()))?;
         // The provider's message id, unique as SNS's are.
         Ok(format!("local-{}", uuid::Uuid::now_v7()))

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Request latency of the local stack over HTTP (one client connection, sequential requests):
-POST /flights (10 passengers), POST /notifications (a delay of another of those flights each
-time, so each is recorded and its 10 recipients handed out and texted, within the spend limits
-of one flight), GET /alerts (a page of 50). Prints p50/p90/p99 and requests/s.
+GET /health (two `SELECT 1`: what any request pays with this client on this machine, against
+which the others read), POST /flights (10 passengers), POST /notifications (a delay of another
+of those flights each time, so each is recorded and its 10 recipients handed out and texted,
+within the spend limits of one flight), GET /alerts (a page of 50). Prints p50/p90/p99 and
+requests/s.
 
   load.py BASE_URL [N] [--save FILE]
   load.py BASE_URL [N] --sql-log LOG --against FILE
@@ -92,6 +94,7 @@ class SqlLog:
 
 
 endpoints = [
+    ("GET /health", "/health", lambda: [call("GET", "/health") for _ in range(N)]),
     ("POST /flights", "/flights", lambda: [call("POST", "/flights", flight(i)) for i in range(N)]),
     ("POST /notifications", "/notifications", lambda: [call("POST", "/notifications", {
         "flightNumber": f"BN{i % 9000 + 1}", "departureDate": "2037-12-01", "event": "DELAYED",
@@ -126,6 +129,6 @@ else:
         floors = [sql for sql, _ in requests]
         floor50, floor99 = statistics.median(floors), pct(floors, 0.99)
         ran = latencies[name]
-        ratio = f"{statistics.median(ran) / floor50:>7.2f}" if floor50 > 0 else f"{'-':>7}"
+        ratio = f"{statistics.median(ran) / floor50:>7.2f}" if floor50 >= 0.01 else f"{'-':>7}"
         print(f"{name:<22} {floor50:>8.2f} {floor99:>8.2f} {ratio} "
               f"{pct(ran, 0.99) - floor99:>+14.2f} {pct([w for _, w in requests], 0.99):>9.2f}")

@@ -38,9 +38,9 @@ pub struct InProcessBus {
 
 /// Where the sms handler runs: a thread and runtime of its own, as the sms function is a
 /// process of its own in AWS. Its work per message (a claim, an SMS and a record per recipient,
-/// then the report) then never queues on the threads answering requests; on the runtime that
-/// serves them it was most of `POST /notifications`' tail on the local stack. Stops, dropping
-/// what it was running, when dropped (the bus log hands that out again at the next start).
+/// then the report) then never queues on the thread answering requests, and yields the CPU to
+/// it. Stops, dropping what it was running, when dropped (the bus log hands that out again at
+/// the next start).
 struct Invocations {
     runtime: tokio::runtime::Handle,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -55,8 +55,17 @@ impl Invocations {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("sms-handler".into())
-            // Returns once `stop` is dropped; the runtime is dropped here, outside any task.
-            .spawn(move || drop(runtime.block_on(stopped)))?;
+            .spawn(move || {
+                // Behind the requests for the CPU too (nice 19 on Linux): on a small machine the
+                // handler's turn otherwise comes between a response and the client reading it.
+                if let Err(e) = thread_priority::set_current_thread_priority(
+                    thread_priority::ThreadPriority::Min,
+                ) {
+                    tracing::debug!(error = %e, "the sms handler runs at normal priority");
+                }
+                // Returns once `stop` is dropped; the runtime is dropped here, outside any task.
+                drop(runtime.block_on(stopped))
+            })?;
         Ok(Self {
             runtime: handle,
             _stop: stop,

@@ -262,3 +262,48 @@ impl SmsClaims for FileClaims {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// The handler's thread runs what it is given, at the lowest priority where the OS allows a
+    /// thread its own (Linux), and ends with what it was running once dropped.
+    #[test]
+    fn the_sms_handler_runs_on_its_own_low_priority_thread_until_dropped() {
+        let ours = nice();
+        let invocations = Invocations::start().expect("starts");
+        let (report, reported) = mpsc::channel();
+        let (alive, gone) = mpsc::channel::<()>();
+        invocations.runtime.spawn(async move {
+            let name = std::thread::current().name().map(str::to_owned);
+            let _ = report.send((name, nice()));
+            let _alive = alive;
+            std::future::pending::<()>().await
+        });
+        let (name, its) = reported
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the task ran");
+        assert_eq!(name.as_deref(), Some("sms-handler"));
+        if cfg!(target_os = "linux") {
+            assert_eq!(its, Some(19), "the handler's thread is niced");
+            assert_eq!(nice(), ours, "and only that thread");
+        }
+        drop(invocations);
+        assert_eq!(
+            gone.recv_timeout(Duration::from_secs(5)),
+            Err(mpsc::RecvTimeoutError::Disconnected),
+            "the runtime ended and dropped its task"
+        );
+    }
+
+    /// The calling thread's niceness (Linux: field 19 of `/proc/thread-self/stat`, counted after
+    /// the command name, which may hold spaces).
+    fn nice() -> Option<i32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        after_name.split(' ').nth(16)?.parse().ok()
+    }
+}

@@ -94,7 +94,7 @@ impl InProcessBus {
         pending.retain(|m| !done.contains(&m.handout));
         let mut file = crate::files::open_truncate(path)?;
         for m in &pending {
-            writeln!(file, "{}", line(&Entry::Message(m.clone())))?;
+            crate::files::write_line(&mut file, &line(&Entry::Message(m.clone())))?;
         }
         file.flush()?;
         let file = crate::files::open_append(path)?;
@@ -135,8 +135,7 @@ impl InProcessBus {
             .log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        writeln!(log, "{}", line(entry))?;
-        log.flush()
+        crate::files::write_line(&mut log, &line(entry))
     }
 
     fn deliver(self: &Arc<Self>, message: AlertMessage) {
@@ -224,9 +223,7 @@ impl FileClaims {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (file, taken) = &mut *guard;
         update(taken);
-        writeln!(file, "{line}")
-            .and_then(|()| file.flush())
-            .map_err(|e| BusError(Box::new(e)))
+        crate::files::write_line(file, line).map_err(|e| BusError(Box::new(e)))
     }
 }
 

@@ -94,7 +94,7 @@ impl InProcessBus {
         pending.retain(|m| !done.contains(&m.handout));
         let mut file = crate::files::open_truncate(path)?;
         for m in &pending {
-            crate::files::write_line(&mut file, &line(&Entry::Message(m.clone())))?;
+            crate::files::write_line(&mut file, line(&Entry::Message(m.clone())))?;
         }
         file.flush()?;
         let file = crate::files::open_append(path)?;
@@ -135,7 +135,7 @@ impl InProcessBus {
             .log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::files::write_line(&mut log, &line(entry))
+        crate::files::write_line(&mut log, line(entry))
     }
 
     fn deliver(self: &Arc<Self>, message: AlertMessage) {
@@ -216,7 +216,7 @@ impl FileClaims {
         })
     }
 
-    fn write(&self, line: &str, update: impl FnOnce(&mut Claims)) -> Result<(), BusError> {
+    fn write(&self, line: String, update: impl FnOnce(&mut Claims)) -> Result<(), BusError> {
         let mut guard = self
             .file
             .lock()
@@ -241,7 +241,7 @@ impl SmsClaims for FileClaims {
             }
         }
         // On disk before the SMS goes: a kill after this line leaves the recipient claimed.
-        self.write(&format!("{} {index}", message.handout), |taken| {
+        self.write(format!("{} {index}", message.handout), |taken| {
             taken.insert(key, None);
         })?;
         Ok(Claim::New)
@@ -254,7 +254,7 @@ impl SmsClaims for FileClaims {
         message_id: &str,
     ) -> Result<(), BusError> {
         let line = format!("{} {index} {message_id}", message.handout);
-        self.write(&line, |taken| {
+        self.write(line, |taken| {
             taken.insert((message.handout, index), Some(message_id.to_owned()));
         })
     }

@@ -1,4 +1,5 @@
-//! The local stand-in for SNS SMS: JSON lines appended to a file.
+//! The local stand-in for SNS SMS: JSON lines appended to a file; and the line files the local
+//! stack appends to (the SMS outbox, the bus log, the sms handler's claims).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -39,12 +40,10 @@ pub(crate) fn open_truncate(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::create(path)
 }
 
-/// Appends `text` and its newline in one `write`. `writeln!` on a file writes them apart: two
+/// Appends `line` and its newline in one `write`. `writeln!` on a file writes them apart: two
 /// system calls per line, and a kill between them leaves a line without its end, which the next
 /// line appended after a restart would then run into (both unreadable).
-pub(crate) fn write_line(file: &mut std::fs::File, text: &str) -> std::io::Result<()> {
-    let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
+pub(crate) fn write_line(file: &mut std::fs::File, mut line: String) -> std::io::Result<()> {
     line.push('\n');
     file.write_all(line.as_bytes())
 }
@@ -80,7 +79,7 @@ impl SmsSender for JsonLinesSender {
                 .file
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-            &line,
+            line,
         )
         .map_err(|e| SendError::Transient(e.to_string()))?;
         // The provider's message id, unique as SNS's are.
@@ -100,8 +99,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(&path, "first\ncut sh").expect("writes");
-        write_line(&mut open_append(&path).expect("opens"), "next").expect("appends");
-        write_line(&mut open_append(&path).expect("opens"), "last").expect("appends");
+        write_line(&mut open_append(&path).expect("opens"), "next".into()).expect("appends");
+        write_line(&mut open_append(&path).expect("opens"), "last".into()).expect("appends");
         let text = std::fs::read_to_string(&path).expect("reads");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(text, "first\ncut sh\nnext\nlast\n");

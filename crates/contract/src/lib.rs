@@ -1286,6 +1286,10 @@ pub async fn delivery_reports_fill_the_ledger_and_never_go_back(b: &Backend) {
     assert_eq!(record(report(vec![failed(1)])).await, 0);
     assert_eq!(record(report(vec![sent(2, "m-2")])).await, 1);
     assert_eq!(counts(b).await, c(1, 2, 0));
+    // Another stage's alert (a hand-made message, say) touches nobody here, whatever the phones.
+    let elsewhere = DeliveryReport::new(AlertId::new(), 1, vec![sent(3, "m-3")]);
+    assert_eq!(record(elsewhere).await, 0);
+    assert_eq!(counts(b).await, c(1, 2, 0));
     // The carrier's word: delivered, or not after all; for SMS sent only, and once.
     let carrier = |id: &str, delivered| CarrierOutcome {
         message_id: id.into(),

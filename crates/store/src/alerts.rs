@@ -234,113 +234,128 @@ impl<DB: Dialect> DeliveryLedger for SqlAlertStore<DB> {
         report: &DeliveryReport,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let result = async {
-            let id = report.alert_id.to_string();
-            let mut tx = DB::begin_write(&self.pool).await?;
-            let rows = DB::fetch_all(
-                &mut tx,
-                "SELECT seq FROM alerts WHERE alert_id = ?",
-                vec![Arg::Text(&id)],
-            )
-            .await?;
-            let Some(seq) = rows.first().map(|r| DB::int(r, "seq")).transpose()? else {
-                // Not ours (another stage's alert, a hand-made message): nothing to record.
-                tracing::warn!("delivery report for an unknown alert ignored");
-                return Ok(0);
-            };
-            let attempt = i64::from(report.attempt);
-            let retry_at = timing::after(now, timing::backoff(report.attempt));
-            // One statement per kind of outcome (and per 200 recipients), not per recipient.
-            let mut sent: Vec<(&str, &str)> = Vec::new();
-            let mut failed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-            let (mut retry, mut unknown, mut untried) = (Vec::new(), Vec::new(), Vec::new());
-            for o in &report.outcomes {
-                let phone = o.phone.expose();
-                match &o.outcome {
-                    Outcome::Sent { message_id } => sent.push((phone, message_id.as_str())),
-                    Outcome::Failed { class } => {
-                        failed.entry(class.as_str()).or_default().push(phone)
-                    }
-                    Outcome::Retry => retry.push(phone),
-                    Outcome::Unknown => unknown.push(phone),
-                    Outcome::Untried => untried.push(phone),
-                }
+        let id = report.alert_id.to_string();
+        // The alert by its id inside each statement, rather than looked up first: a report whose
+        // outcomes are all of one kind (the usual: all sent) is then one statement, which is its
+        // own transaction, one round trip instead of four (BEGIN, the lookup, the update, COMMIT),
+        // and holds the database that much less (on SQLite, its one connection).
+        const SEQ: &str = "alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)";
+        let attempt = i64::from(report.attempt);
+        let retry_at = timing::after(now, timing::backoff(report.attempt));
+        // One statement per kind of outcome (and per 200 recipients), not per recipient.
+        let mut sent: Vec<(&str, &str)> = Vec::new();
+        let mut failed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        let (mut retry, mut unknown, mut untried) = (Vec::new(), Vec::new(), Vec::new());
+        for o in &report.outcomes {
+            let phone = o.phone.expose();
+            match &o.outcome {
+                Outcome::Sent { message_id } => sent.push((phone, message_id.as_str())),
+                Outcome::Failed { class } => failed.entry(class.as_str()).or_default().push(phone),
+                Outcome::Retry => retry.push(phone),
+                Outcome::Unknown => unknown.push(phone),
+                Outcome::Untried => untried.push(phone),
             }
-            let mut changed = 0;
-            // A settled state never goes back to pending. A SENT report is the truth whatever the
-            // ledger had concluded (a failure for want of news, say); a failure settles only what
-            // is still pending; a retry, an untried or an unknown recipient changes only if it is
-            // still out on this very attempt, so a late report cannot undo a later one.
-            for chunk in sent.chunks(200) {
-                let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+        }
+        let mut statements: Vec<(String, Vec<Arg<'_>>)> = Vec::new();
+        // A settled state never goes back to pending. A SENT report is the truth whatever the
+        // ledger had concluded (a failure for want of news, say); a failure settles only what
+        // is still pending; a retry, an untried or an unknown recipient changes only if it is
+        // still out on this very attempt, so a late report cannot undo a later one.
+        for chunk in sent.chunks(200) {
+            let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "UPDATE alert_recipients SET state = 'SENT', \
+                 message_id = CASE phone {cases} END, failure = NULL, handed_out = 0, \
+                 updated_at = ? WHERE {SEQ} AND phone IN ({marks}) \
+                 AND state IN ('PENDING', 'FAILED') \
+                 AND (failure IS NULL OR failure <> 'UNDELIVERED')"
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 3 + 2);
+            for (phone, id) in chunk {
+                args.extend([Arg::Text(phone), Arg::Text(id)]);
+            }
+            args.extend([Arg::Stamp(now), Arg::Text(&id)]);
+            args.extend(chunk.iter().map(|(phone, _)| Arg::Text(phone)));
+            statements.push((sql, args));
+        }
+        let groups: Vec<(&str, Vec<Arg<'_>>, &[&str])> = failed
+            .iter()
+            .map(|(class, phones)| {
+                (
+                    "SET state = 'FAILED', failure = ?, handed_out = 0, updated_at = ? \
+                     WHERE {SEQ} AND state = 'PENDING'",
+                    vec![Arg::Text(class), Arg::Stamp(now), Arg::Text(&id)],
+                    phones.as_slice(),
+                )
+            })
+            .chain([
+                (
+                    "SET handed_out = 0, due_at = ?, updated_at = ? WHERE {SEQ} \
+                     AND state = 'PENDING' AND handed_out <> 0 AND attempts = ?",
+                    vec![
+                        Arg::Stamp(retry_at),
+                        Arg::Stamp(now),
+                        Arg::Text(&id),
+                        Arg::Int(attempt),
+                    ],
+                    retry.as_slice(),
+                ),
+                (
+                    "SET state = 'FAILED', failure = 'OUTCOME_UNKNOWN', handed_out = 0, \
+                     updated_at = ? WHERE {SEQ} AND state = 'PENDING' AND attempts = ?",
+                    vec![Arg::Stamp(now), Arg::Text(&id), Arg::Int(attempt)],
+                    unknown.as_slice(),
+                ),
+                (
+                    "SET handed_out = 0, due_at = ?, attempts = attempts - 1, updated_at = ? \
+                     WHERE {SEQ} AND state = 'PENDING' AND handed_out <> 0 AND attempts = ?",
+                    vec![
+                        Arg::Stamp(now),
+                        Arg::Stamp(now),
+                        Arg::Text(&id),
+                        Arg::Int(attempt),
+                    ],
+                    untried.as_slice(),
+                ),
+            ])
+            .collect();
+        for (clause, head, phones) in groups {
+            for chunk in phones.chunks(200) {
                 let marks = vec!["?"; chunk.len()].join(", ");
-                let sql = format!(
-                    "UPDATE alert_recipients SET state = 'SENT', \
-                     message_id = CASE phone {cases} END, failure = NULL, handed_out = 0, \
-                     updated_at = ? WHERE alert_seq = ? AND phone IN ({marks}) \
-                     AND state IN ('PENDING', 'FAILED') \
-                     AND (failure IS NULL OR failure <> 'UNDELIVERED')"
-                );
-                let mut args = Vec::with_capacity(chunk.len() * 3 + 2);
-                for (phone, id) in chunk {
-                    args.extend([Arg::Text(phone), Arg::Text(id)]);
-                }
-                args.extend([Arg::Stamp(now), Arg::Int(seq)]);
-                args.extend(chunk.iter().map(|(phone, _)| Arg::Text(phone)));
-                changed += DB::exec(&mut tx, &sql, args).await?.rows;
+                let clause = clause.replace("{SEQ}", SEQ);
+                let sql = format!("UPDATE alert_recipients {clause} AND phone IN ({marks})");
+                let mut args = head.clone();
+                args.extend(chunk.iter().map(|phone| Arg::Text(phone)));
+                statements.push((sql, args));
             }
-            let groups: Vec<(&str, Vec<Arg<'_>>, &[&str])> = failed
-                .iter()
-                .map(|(class, phones)| {
-                    (
-                        "SET state = 'FAILED', failure = ?, handed_out = 0, updated_at = ? \
-                         WHERE alert_seq = ? AND state = 'PENDING'",
-                        vec![Arg::Text(class), Arg::Stamp(now), Arg::Int(seq)],
-                        phones.as_slice(),
-                    )
-                })
-                .chain([
-                    (
-                        "SET handed_out = 0, due_at = ?, updated_at = ? WHERE alert_seq = ? \
-                         AND state = 'PENDING' AND handed_out <> 0 AND attempts = ?",
-                        vec![
-                            Arg::Stamp(retry_at),
-                            Arg::Stamp(now),
-                            Arg::Int(seq),
-                            Arg::Int(attempt),
-                        ],
-                        retry.as_slice(),
-                    ),
-                    (
-                        "SET state = 'FAILED', failure = 'OUTCOME_UNKNOWN', handed_out = 0, \
-                         updated_at = ? WHERE alert_seq = ? AND state = 'PENDING' AND attempts = ?",
-                        vec![Arg::Stamp(now), Arg::Int(seq), Arg::Int(attempt)],
-                        unknown.as_slice(),
-                    ),
-                    (
-                        "SET handed_out = 0, due_at = ?, attempts = attempts - 1, updated_at = ? \
-                         WHERE alert_seq = ? AND state = 'PENDING' AND handed_out <> 0 \
-                         AND attempts = ?",
-                        vec![
-                            Arg::Stamp(now),
-                            Arg::Stamp(now),
-                            Arg::Int(seq),
-                            Arg::Int(attempt),
-                        ],
-                        untried.as_slice(),
-                    ),
-                ])
-                .collect();
-            for (clause, head, phones) in groups {
-                for chunk in phones.chunks(200) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let sql = format!("UPDATE alert_recipients {clause} AND phone IN ({marks})");
-                    let mut args = head.clone();
-                    args.extend(chunk.iter().map(|phone| Arg::Text(phone)));
-                    changed += DB::exec(&mut tx, &sql, args).await?.rows;
+        }
+        let result = async {
+            let mut changed = 0;
+            if let [(sql, args)] = statements.as_slice() {
+                let mut conn = self.pool.acquire().await?;
+                changed = DB::exec(&mut conn, sql, args.clone()).await?.rows;
+            } else if !statements.is_empty() {
+                let mut tx = DB::begin_write(&self.pool).await?;
+                for (sql, args) in &statements {
+                    changed += DB::exec(&mut tx, sql, args.clone()).await?.rows;
+                }
+                tx.commit().await?;
+            }
+            if changed == 0 {
+                // Only then is it worth knowing whether the alert is ours at all.
+                let mut conn = self.pool.acquire().await?;
+                let known = DB::fetch_all(
+                    &mut conn,
+                    "SELECT seq FROM alerts WHERE alert_id = ?",
+                    vec![Arg::Text(&id)],
+                )
+                .await?;
+                if known.is_empty() {
+                    // Not ours (another stage's alert, a hand-made message): nothing to record.
+                    tracing::warn!("delivery report for an unknown alert ignored");
                 }
             }
-            tx.commit().await?;
             Ok(changed)
         };
         result.await.map_err(store_error::<DB>)

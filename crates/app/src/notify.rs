@@ -1,6 +1,6 @@
-//! Reporting a flight event: the alert is recorded (with its recipients due in the delivery
-//! ledger, the facts its SMS will state and an outbox entry, in one transaction) and its
-//! recipients handed out right away; whatever is not, the relay hands out later.
+//! Reporting a flight event: the alert is recorded (with its recipients in the delivery ledger,
+//! the facts its SMS will state and an outbox entry) and its recipients handed out, in one
+//! transaction, then put on the bus; whatever does not get there, the relay hands out later.
 
 use chrono::{DateTime, Utc};
 use flightwatch_domain::event::EventError;
@@ -76,8 +76,8 @@ pub async fn notify(
         Some(idem) => store.replay(idem).await?,
         None => None,
     };
-    let recorded = match earlier {
-        Some(recorded) => recorded,
+    let (recorded, handed_out) = match earlier {
+        Some(recorded) => (recorded, Vec::new()),
         None => {
             let schedule = store
                 .schedule(&notification.flight)
@@ -85,8 +85,16 @@ pub async fn notify(
                 .ok_or_else(|| NotifyError::UnknownFlight(notification.flight.clone()))?;
             notification.check(&schedule)?;
             notification.check_not_departed(&schedule, limits.now)?;
+            // A new alert's recipients are handed out as it is recorded, in one commit.
             store
-                .record(AlertId::new(), notification, idempotency, &limits.spend)
+                .record_and_hand_out(
+                    AlertId::new(),
+                    notification,
+                    idempotency,
+                    &limits.spend,
+                    relay::pass_limit(limits.per_second),
+                    limits.per_second,
+                )
                 .await?
         }
     };
@@ -97,11 +105,11 @@ pub async fn notify(
         Recorded::KeyReused => return Err(NotifyError::KeyReused),
         Recorded::Refused(refusal) => return Err(refusal.into()),
     };
-    if created && alert.publication == Publication::Pending {
-        // The alert is committed with its recipients due: if this fails, the relay hands them out.
-        // Its recipients are due from when it was recorded, after `limits.now`.
+    if !handed_out.is_empty() {
+        // The alert is committed with its recipients out, unconfirmed: if this fails, the relay
+        // hands them out again once the wait for a report is over.
         let now = Utc::now().max(limits.now);
-        match relay::publish_now(outbox, bus, alert.id, limits.per_second, now).await {
+        match relay::publish_claimed(outbox, bus, handed_out, now).await {
             // Published once every recipient is on the bus; a big alert under a budget is
             // handed out over several passes.
             Ok(on_the_bus) if on_the_bus == alert.recipients => {

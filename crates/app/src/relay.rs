@@ -48,9 +48,22 @@ pub async fn publish_now(
     per_second: PerSecond,
     now: DateTime<Utc>,
 ) -> Result<u32, PublishError> {
+    let claimed = store
+        .hand_out(Some(id), pass_limit(per_second), per_second, now)
+        .await?;
+    publish_claimed(store, bus, claimed, now).await
+}
+
+/// Publishes what was just handed out (by `publish_now`, or with the alert's recording).
+/// Returns how many recipients are on the bus.
+pub async fn publish_claimed(
+    store: &dyn Outbox,
+    bus: &dyn AlertBus,
+    claimed: Vec<Claimed>,
+    now: DateTime<Utc>,
+) -> Result<u32, PublishError> {
     let mut on_the_bus = 0;
-    let limit = pass_limit(per_second);
-    for claimed in store.hand_out(Some(id), limit, per_second, now).await? {
+    for claimed in claimed {
         // An unreadable alert is set aside by the relay's pass.
         if let Claimed::Ready(handout) = claimed {
             publish(store, bus, &handout, now).await?;

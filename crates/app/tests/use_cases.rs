@@ -99,6 +99,25 @@ impl Notifications for FakeAlerts {
         Ok(Recorded::Created(alert))
     }
 
+    async fn record_and_hand_out(
+        &self,
+        id: AlertId,
+        n: &Notification,
+        idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
+        limit: u32,
+        per_second: Option<NonZeroU32>,
+    ) -> Result<(Recorded, Vec<Claimed>), StoreError> {
+        let recorded = self.record(id, n, idempotency, limits).await?;
+        let claimed = match &recorded {
+            Recorded::Created(_) => {
+                Outbox::hand_out(self, Some(id), limit, per_second, Utc::now()).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok((recorded, claimed))
+    }
+
     async fn flight_departing(
         &self,
         number: &FlightNumber,

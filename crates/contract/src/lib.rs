@@ -7,6 +7,7 @@
 mod delivery;
 pub use delivery::*;
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -119,6 +120,8 @@ macro_rules! for_each_contract {
             alerts_page_newest_first_and_stay_stable_under_inserts,
             alerts_filter_by_flight_date_event_and_time,
             due_recipients_are_handed_out_once_until_their_wait_ends,
+            a_new_alert_is_handed_out_as_it_is_recorded,
+            recordings_and_paced_passes_side_by_side_never_deadlock,
             concurrent_hand_outs_never_hand_out_a_recipient_twice,
             a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait,
             a_big_alert_hands_out_again_only_the_part_the_bus_refused,
@@ -839,6 +842,85 @@ pub async fn concurrent_hand_outs_never_hand_out_a_recipient_twice(b: &Backend) 
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 300, "nobody handed out twice");
+}
+
+pub async fn a_new_alert_is_handed_out_as_it_is_recorded(b: &Backend) {
+    with_passengers(b, 5).await;
+    let three = NonZeroU32::new(3);
+    let before = now();
+    let id = AlertId::new();
+    let (recorded, claimed) = b
+        .alerts
+        .record_and_hand_out(id, &cancelled(), None, &LIMITS, 3, three)
+        .await
+        .unwrap();
+    let alert = created(recorded);
+    assert_eq!((alert.id, alert.recipients), (id, 5));
+    // As many as the pass may take, on their first attempt, in the budget's first free slots.
+    let [first] = ready(claimed).try_into().unwrap();
+    assert_eq!((first.alert.id, first.attempt), (id, 1));
+    assert_eq!(first.recipients.len(), 3);
+    let (slot, rate) = first.pace.unwrap();
+    assert!(
+        slot >= chrono::SubsecRound::trunc_subsecs(before, 6),
+        "{slot}"
+    );
+    assert_eq!(rate, three.unwrap());
+    // Committed with the alert: out, so only the other two are left to hand out.
+    let rest = ready(
+        b.alerts
+            .hand_out(Some(id), 1000, None, now())
+            .await
+            .unwrap(),
+    );
+    let phones: Vec<_> = rest.iter().flat_map(|h| h.recipients.clone()).collect();
+    assert_eq!(phones.len(), 2);
+    assert!(phones.iter().all(|p| !first.recipients.contains(p)));
+    // The same event again hands out nobody.
+    let (again, claimed) = b
+        .alerts
+        .record_and_hand_out(AlertId::new(), &cancelled(), None, &LIMITS, 3, three)
+        .await
+        .unwrap();
+    assert!(matches!(again, Recorded::Duplicate(a) if a.id == id));
+    assert!(claimed.is_empty());
+}
+
+/// A paced recording takes the budget's row before it writes its recipients, as a relay pass
+/// takes it before the recipients it hands out: in the other order, MySQL would find the two
+/// deadlocked and fail one of them.
+pub async fn recordings_and_paced_passes_side_by_side_never_deadlock(b: &Backend) {
+    with_passengers(b, 20).await;
+    let three = NonZeroU32::new(3);
+    let events: Vec<_> = (0..4).map(|m| delayed_to(&format!("12:{m:02}"))).collect();
+    let records = futures::future::join_all(events.iter().map(|n| {
+        b.alerts
+            .record_and_hand_out(AlertId::new(), n, None, &LIMITS, 180, three)
+    }));
+    let passes =
+        futures::future::join_all((0..4).map(|_| b.alerts.hand_out(None, 1000, three, now())));
+    let (records, passes) = tokio::join!(records, passes);
+    let mut handed = Vec::new();
+    for r in records {
+        let (recorded, claimed) = r.unwrap();
+        created(recorded);
+        handed.extend(ready(claimed));
+    }
+    for p in passes {
+        handed.extend(ready(p.unwrap()));
+    }
+    let mut out: Vec<_> = handed
+        .iter()
+        .flat_map(|h| h.recipients.iter().map(move |p| (h.alert.seq, p.clone())))
+        .collect();
+    assert_eq!(
+        out.len(),
+        80,
+        "every recipient of the four alerts handed out"
+    );
+    out.sort();
+    out.dedup();
+    assert_eq!(out.len(), 80, "nobody handed out twice");
 }
 
 pub async fn a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait(b: &Backend) {

@@ -196,6 +196,20 @@ pub trait Notifications: Send + Sync {
         limits: &SpendLimits,
     ) -> Result<Recorded, StoreError>;
 
+    /// `record`, and when it creates the alert, its recipients handed out in the same
+    /// transaction, as `Outbox::hand_out` would hand them out right after it (at most `limit`,
+    /// within the budget of `per_second`): a notification commits once, not twice, before its
+    /// messages go on the bus. Nothing is handed out for any other answer.
+    async fn record_and_hand_out(
+        &self,
+        id: AlertId,
+        notification: &Notification,
+        idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
+        limit: u32,
+        per_second: Option<NonZeroU32>,
+    ) -> Result<(Recorded, Vec<Claimed>), StoreError>;
+
     /// The answer already given for an idempotency key: `Replayed` for the same request,
     /// `KeyReused` for another one, `None` for a key not seen yet.
     async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError>;

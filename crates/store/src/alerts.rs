@@ -109,7 +109,6 @@ impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
         result.await.map_err(store_error::<DB>)
     }
 
-    #[tracing::instrument(skip_all, fields(flight_number = %notification.flight.number, alert_id = %id))]
     async fn record(
         &self,
         id: AlertId,
@@ -117,18 +116,29 @@ impl<DB: Dialect> Notifications for SqlAlertStore<DB> {
         idempotency: Option<&Idempotency>,
         limits: &SpendLimits,
     ) -> Result<Recorded, StoreError> {
-        // A concurrent identical event can win the insert between our check and our insert: the
-        // second pass then finds it and answers with it.
-        let mut attempt = 1;
-        loop {
-            match self
-                .record_once(id, notification, idempotency, limits)
-                .await
-            {
-                Err(e) if attempt < crate::ATTEMPTS && DB::is_contention(&e) => attempt += 1,
-                other => return other.map_err(store_error::<DB>),
-            }
-        }
+        let (recorded, _) = self
+            .record_with(id, notification, idempotency, limits, None)
+            .await?;
+        Ok(recorded)
+    }
+
+    async fn record_and_hand_out(
+        &self,
+        id: AlertId,
+        notification: &Notification,
+        idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
+        limit: u32,
+        per_second: Option<NonZeroU32>,
+    ) -> Result<(Recorded, Vec<Claimed>), StoreError> {
+        self.record_with(
+            id,
+            notification,
+            idempotency,
+            limits,
+            Some((limit, per_second)),
+        )
+        .await
     }
 
     async fn replay(&self, idempotency: &Idempotency) -> Result<Option<Recorded>, StoreError> {
@@ -441,118 +451,16 @@ impl<DB: Dialect> Outbox for SqlAlertStore<DB> {
         per_second: Option<NonZeroU32>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = DB::begin_write(&self.pool)
-            .await
-            .map_err(store_error::<DB>)?;
-        // Under a budget: the first free slot, and how many slots are free in the window.
-        let (limit, mut next_slot) = match per_second {
-            None => (limit, None),
-            Some(rate) => {
-                let sql = format!(
-                    "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
-                    DB::FOR_UPDATE
-                );
-                let rows = DB::fetch_all(&mut tx, &sql, vec![])
-                    .await
-                    .map_err(store_error::<DB>)?;
-                let free_from = rows
-                    .first()
-                    .map(|r| stamp::<DB>(r, "next_slot_at"))
-                    .transpose()
-                    .map_err(store_error::<DB>)?
-                    .map_or(now, |t| t.max(now));
-                let window = timing::after(now, PACE_WINDOW) - free_from;
-                let free = window.num_microseconds().unwrap_or(0).max(0) * i64::from(rate.get())
-                    / 1_000_000;
-                (
-                    limit.min(u32::try_from(free).unwrap_or(u32::MAX)),
-                    Some((free_from, rate)),
-                )
-            }
+        let result = async {
+            let mut tx = DB::begin_write(&self.pool).await?;
+            let id = alert.map(|a| a.to_string());
+            let claimed = self
+                .hand_out_in(&mut tx, id.as_deref(), limit, per_second, now)
+                .await?;
+            tx.commit().await?;
+            Ok(claimed)
         };
-        if limit == 0 {
-            tx.commit().await.map_err(store_error::<DB>)?;
-            return Ok(Vec::new());
-        }
-        let due = self
-            .due_recipients(&mut tx, alert, limit, now)
-            .await
-            .map_err(store_error::<DB>)?;
-        let mut claimed = Vec::new();
-        for (seq, phones) in due {
-            let handed = async {
-                let alert = load_alert::<DB>(&mut tx, seq).await?;
-                let flight = facts::<DB>(&mut tx, seq, &alert).await?;
-                let wait = timing::after(now, timing::UNCONFIRMED_WAIT);
-                // Marked out, then read back with their attempts: one message says one attempt.
-                let mut by_attempt = std::collections::BTreeMap::<u32, Vec<PhoneNumber>>::new();
-                for chunk in phones.chunks(500) {
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    let sql = format!(
-                        "UPDATE alert_recipients SET handed_out = ?, attempts = attempts + 1, \
-                         due_at = ? WHERE alert_seq = ? AND phone IN ({marks})"
-                    );
-                    let mut args = vec![Arg::Int(UNCONFIRMED), Arg::Stamp(wait), Arg::Int(seq)];
-                    args.extend(chunk.iter().map(|p| Arg::Text(p)));
-                    DB::exec(&mut tx, &sql, args).await?;
-                    let sql = format!(
-                        "SELECT phone, attempts FROM alert_recipients \
-                         WHERE alert_seq = ? AND phone IN ({marks}) ORDER BY phone"
-                    );
-                    let mut args = vec![Arg::Int(seq)];
-                    args.extend(chunk.iter().map(|p| Arg::Text(p)));
-                    for r in DB::fetch_all(&mut tx, &sql, args).await? {
-                        let attempt = u32::try_from(DB::int(&r, "attempts")?)
-                            .map_err(|_| invalid("attempts"))?;
-                        by_attempt
-                            .entry(attempt)
-                            .or_default()
-                            .push(parse::<DB, _, _>(&r, "phone", PhoneNumber::parse)?);
-                    }
-                }
-                Ok::<_, sqlx::Error>(by_attempt.into_iter().map(move |(attempt, recipients)| {
-                    Handout {
-                        alert: alert.clone(),
-                        flight: flight.clone(),
-                        attempt,
-                        recipients,
-                        pace: None,
-                    }
-                }))
-            }
-            .await;
-            match handed {
-                Ok(handouts) => {
-                    for mut h in handouts {
-                        // Each hand-out's slots follow the one before.
-                        if let Some((first, rate)) = next_slot {
-                            h.pace = Some((first, rate));
-                            let n = h.recipients.len() as i64;
-                            let takes = chrono::Duration::microseconds(
-                                n * 1_000_000 / i64::from(rate.get()),
-                            );
-                            next_slot = Some((first + takes, rate));
-                        }
-                        claimed.push(Claimed::Ready(h));
-                    }
-                }
-                Err(e) => match store_error::<DB>(e) {
-                    e if e.is_transient() => return Err(e),
-                    error => claimed.push(Claimed::Unreadable { seq, error }),
-                },
-            }
-        }
-        if let Some((next, _)) = next_slot {
-            DB::exec(
-                &mut tx,
-                "UPDATE sms_pace SET next_slot_at = ? WHERE id = 1",
-                vec![Arg::Stamp(next)],
-            )
-            .await
-            .map_err(store_error::<DB>)?;
-        }
-        tx.commit().await.map_err(store_error::<DB>)?;
-        Ok(claimed)
+        result.await.map_err(store_error::<DB>)
     }
 
     async fn confirm(
@@ -641,15 +549,128 @@ impl<DB: Dialect> SqlAlertStore<DB> {
             .map_err(store_error::<DB>)
     }
 
+    /// `Outbox::hand_out` inside the write transaction `tx` (of `alert`, by id, or of any).
+    /// Fails only on what fails the transaction; an alert it cannot read comes back
+    /// `Unreadable`.
+    async fn hand_out_in(
+        &self,
+        tx: &mut DB::Connection,
+        alert: Option<&str>,
+        limit: u32,
+        per_second: Option<NonZeroU32>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, sqlx::Error> {
+        // Under a budget: the first free slot, and how many slots are free in the window.
+        let (limit, mut next_slot) = match per_second {
+            None => (limit, None),
+            Some(rate) => {
+                let sql = format!(
+                    "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
+                    DB::FOR_UPDATE
+                );
+                let rows = DB::fetch_all(tx, &sql, vec![]).await?;
+                let free_from = rows
+                    .first()
+                    .map(|r| stamp::<DB>(r, "next_slot_at"))
+                    .transpose()?
+                    .map_or(now, |t| t.max(now));
+                let window = timing::after(now, PACE_WINDOW) - free_from;
+                let free = window.num_microseconds().unwrap_or(0).max(0) * i64::from(rate.get())
+                    / 1_000_000;
+                (
+                    limit.min(u32::try_from(free).unwrap_or(u32::MAX)),
+                    Some((free_from, rate)),
+                )
+            }
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let due = self.due_recipients(tx, alert, limit, now).await?;
+        let mut claimed = Vec::new();
+        for (seq, phones) in due {
+            let handed = async {
+                let alert = load_alert::<DB>(tx, seq).await?;
+                let flight = facts::<DB>(tx, seq, &alert).await?;
+                let wait = timing::after(now, timing::UNCONFIRMED_WAIT);
+                // Marked out, then read back with their attempts: one message says one attempt.
+                let mut by_attempt = std::collections::BTreeMap::<u32, Vec<PhoneNumber>>::new();
+                for chunk in phones.chunks(500) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "UPDATE alert_recipients SET handed_out = ?, attempts = attempts + 1, \
+                         due_at = ? WHERE alert_seq = ? AND phone IN ({marks})"
+                    );
+                    let mut args = vec![Arg::Int(UNCONFIRMED), Arg::Stamp(wait), Arg::Int(seq)];
+                    args.extend(chunk.iter().map(|p| Arg::Text(p)));
+                    DB::exec(tx, &sql, args).await?;
+                    let sql = format!(
+                        "SELECT phone, attempts FROM alert_recipients \
+                         WHERE alert_seq = ? AND phone IN ({marks}) ORDER BY phone"
+                    );
+                    let mut args = vec![Arg::Int(seq)];
+                    args.extend(chunk.iter().map(|p| Arg::Text(p)));
+                    for r in DB::fetch_all(tx, &sql, args).await? {
+                        let attempt = u32::try_from(DB::int(&r, "attempts")?)
+                            .map_err(|_| invalid("attempts"))?;
+                        by_attempt
+                            .entry(attempt)
+                            .or_default()
+                            .push(parse::<DB, _, _>(&r, "phone", PhoneNumber::parse)?);
+                    }
+                }
+                Ok::<_, sqlx::Error>(by_attempt.into_iter().map(move |(attempt, recipients)| {
+                    Handout {
+                        alert: alert.clone(),
+                        flight: flight.clone(),
+                        attempt,
+                        recipients,
+                        pace: None,
+                    }
+                }))
+            }
+            .await;
+            match handed {
+                Ok(handouts) => {
+                    for mut h in handouts {
+                        // Each hand-out's slots follow the one before.
+                        if let Some((first, rate)) = next_slot {
+                            h.pace = Some((first, rate));
+                            let n = h.recipients.len() as i64;
+                            let takes = chrono::Duration::microseconds(
+                                n * 1_000_000 / i64::from(rate.get()),
+                            );
+                            next_slot = Some((first + takes, rate));
+                        }
+                        claimed.push(Claimed::Ready(h));
+                    }
+                }
+                Err(e) if DB::is_transient(&e) => return Err(e),
+                Err(e) => claimed.push(Claimed::Unreadable {
+                    seq,
+                    error: store_error::<DB>(e),
+                }),
+            }
+        }
+        if let Some((next, _)) = next_slot {
+            DB::exec(
+                tx,
+                "UPDATE sms_pace SET next_slot_at = ? WHERE id = 1",
+                vec![Arg::Stamp(next)],
+            )
+            .await?;
+        }
+        Ok(claimed)
+    }
+
     /// The recipients due at `now`, locked until the transaction ends, by alert, oldest first.
     async fn due_recipients(
         &self,
         tx: &mut DB::Connection,
-        alert: Option<AlertId>,
+        alert: Option<&str>,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, Vec<String>)>, sqlx::Error> {
-        let id = alert.map(|a| a.to_string());
         let mut sql = String::from(
             "SELECT r.alert_seq, r.phone FROM alert_recipients r \
              JOIN alert_outbox o ON o.alert_seq = r.alert_seq \
@@ -657,7 +678,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
              AND o.set_aside_at IS NULL",
         );
         let mut args = vec![Arg::Stamp(now)];
-        if let Some(id) = &id {
+        if let Some(id) = alert {
             sql.push_str(" AND r.alert_seq = (SELECT seq FROM alerts WHERE alert_id = ?)");
             args.push(Arg::Text(id));
         }
@@ -676,15 +697,51 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         Ok(due)
     }
 
+    #[tracing::instrument(skip_all, fields(flight_number = %notification.flight.number, alert_id = %id))]
+    async fn record_with(
+        &self,
+        id: AlertId,
+        notification: &Notification,
+        idempotency: Option<&Idempotency>,
+        limits: &SpendLimits,
+        hand_out: Option<(u32, Option<NonZeroU32>)>,
+    ) -> Result<(Recorded, Vec<Claimed>), StoreError> {
+        // A concurrent identical event can win the insert between our check and our insert: the
+        // second pass then finds it and answers with it.
+        let mut attempt = 1;
+        loop {
+            match self
+                .record_once(id, notification, idempotency, limits, hand_out)
+                .await
+            {
+                Err(e) if attempt < crate::ATTEMPTS && DB::is_contention(&e) => attempt += 1,
+                other => return other.map_err(store_error::<DB>),
+            }
+        }
+    }
+
+    /// Records the alert; hands out its recipients in the same transaction when `hand_out` says
+    /// how many at most and within which budget.
     async fn record_once(
         &self,
         id: AlertId,
         n: &Notification,
         idempotency: Option<&Idempotency>,
         limits: &SpendLimits,
-    ) -> Result<Recorded, sqlx::Error> {
+        hand_out: Option<(u32, Option<NonZeroU32>)>,
+    ) -> Result<(Recorded, Vec<Claimed>), sqlx::Error> {
         let now = Utc::now();
         let mut tx = DB::begin_write(&self.pool).await?;
+        if matches!(hand_out, Some((_, Some(_)))) && !DB::FOR_UPDATE.is_empty() {
+            // Where rows are locked one by one (MySQL), the budget's row is taken first, in the
+            // order a relay pass takes it and then the recipients: taken after this alert's new
+            // recipients, a pass waiting on them could hold it, and the two would deadlock.
+            let sql = format!(
+                "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
+                DB::FOR_UPDATE
+            );
+            DB::fetch_all(&mut tx, &sql, vec![]).await?;
+        }
         if let Some(idem) = idempotency {
             // A concurrent request with the same key waits here on the primary key until the
             // first one commits, then sees its answer.
@@ -703,10 +760,11 @@ impl<DB: Dialect> SqlAlertStore<DB> {
                 Err(e) if crate::is_unique_violation(&e) => {
                     tx.rollback().await?;
                     // The duplicate key is committed (we waited on it), so it is there to replay.
-                    return self
+                    let replayed = self
                         .replay_key(idem)
                         .await?
-                        .ok_or_else(|| invalid("idempotency key vanished"));
+                        .ok_or_else(|| invalid("idempotency key vanished"))?;
+                    return Ok((replayed, Vec::new()));
                 }
                 Err(e) => return Err(e),
             }
@@ -735,7 +793,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
                 remember::<DB>(&mut tx, idempotency, *seq, false).await?;
                 let alert = load_alert::<DB>(&mut tx, *seq).await?;
                 tx.commit().await?;
-                return Ok(Recorded::Duplicate(alert));
+                return Ok((Recorded::Duplicate(alert), Vec::new()));
             }
         }
         let created = recent
@@ -745,7 +803,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         if let Err(refusal) = limits.check_rate(now, &created) {
             // Rolled back: the key too, so the same request may come again once it fits.
             tx.rollback().await?;
-            return Ok(Recorded::Refused(refusal));
+            return Ok((Recorded::Refused(refusal), Vec::new()));
         }
         // The alert this one follows, unique per flight: of two reports racing past the checks
         // above, the second fails on the unique key and, retried, sees the first (a duplicate, or
@@ -824,8 +882,15 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         .await?;
         remember::<DB>(&mut tx, idempotency, seq, true).await?;
         let alert = load_alert::<DB>(&mut tx, seq).await?;
+        let claimed = match hand_out {
+            Some((limit, per_second)) => {
+                self.hand_out_in(&mut tx, Some(&alert_id), limit, per_second, now)
+                    .await?
+            }
+            None => Vec::new(),
+        };
         tx.commit().await?;
-        Ok(Recorded::Created(alert))
+        Ok((Recorded::Created(alert), claimed))
     }
 
     /// The first answer for this key, or `KeyReused`; `None` when the key is new.

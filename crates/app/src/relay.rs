@@ -1,5 +1,5 @@
-//! Handing recipients out to the bus from the delivery ledger: right after the request that
-//! recorded an alert, and from the scheduled relay for whoever is due again (a retry after its
+//! Handing recipients out to the bus from the delivery ledger: what the request that recorded an
+//! alert handed out with it, and from the scheduled relay for whoever is due again (a retry after its
 //! backoff, a hand-out the bus never acknowledged, a recipient the sms function had no time
 //! for). Each pass hands out at most what the SMS budget can send before the next pass, so the
 //! sms function (one invocation at a time) is never given more than it may send.
@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flightwatch_domain::ports::{AlertBus, BusError, Claimed, Handout, Outbox, StoreError};
-use flightwatch_domain::AlertId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -39,22 +38,7 @@ pub fn pass_limit(per_second: PerSecond) -> u32 {
     })
 }
 
-/// Hands out an alert's due recipients now (the request that recorded it), within the SMS
-/// budget's free slots. Returns how many are on the bus.
-pub async fn publish_now(
-    store: &dyn Outbox,
-    bus: &dyn AlertBus,
-    id: AlertId,
-    per_second: PerSecond,
-    now: DateTime<Utc>,
-) -> Result<u32, PublishError> {
-    let claimed = store
-        .hand_out(Some(id), pass_limit(per_second), per_second, now)
-        .await?;
-    publish_claimed(store, bus, claimed, now).await
-}
-
-/// Publishes what was just handed out (by `publish_now`, or with the alert's recording).
+/// Publishes what the request that recorded an alert handed out with it.
 /// Returns how many recipients are on the bus.
 pub async fn publish_claimed(
     store: &dyn Outbox,

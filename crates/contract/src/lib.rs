@@ -929,15 +929,16 @@ pub async fn a_failed_publish_is_handed_out_again_by_the_relay_after_its_wait(b:
         failures: AtomicU32::new(1),
         ..FlakyBus::default()
     };
-    let alert = created(
-        b.alerts
-            .record(AlertId::new(), &cancelled(), None, &LIMITS)
-            .await
-            .unwrap(),
-    );
+    let (recorded, claimed) = b
+        .alerts
+        .record_and_hand_out(AlertId::new(), &cancelled(), None, &LIMITS, 2000, None)
+        .await
+        .unwrap();
+    // After the recording, whose clock handed them out.
     let t = now();
+    let alert = created(recorded);
     assert!(
-        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, None, t)
+        publish::publish_claimed(b.alerts.as_ref(), &bus, claimed, t)
             .await
             .is_err()
     );
@@ -960,16 +961,17 @@ pub async fn a_big_alert_hands_out_again_only_the_part_the_bus_refused(b: &Backe
         fail_part: Some(2),
         ..FlakyBus::default()
     };
-    let alert = created(
-        b.alerts
-            .record(AlertId::new(), &cancelled(), None, &LIMITS)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(alert.recipients, 1000);
+    let (recorded, claimed) = b
+        .alerts
+        .record_and_hand_out(AlertId::new(), &cancelled(), None, &LIMITS, 2000, None)
+        .await
+        .unwrap();
+    // After the recording, whose clock handed them out.
     let t = now();
+    let alert = created(recorded);
+    assert_eq!(alert.recipients, 1000);
     assert!(
-        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, None, t)
+        publish::publish_claimed(b.alerts.as_ref(), &bus, claimed, t)
             .await
             .is_err()
     );
@@ -1125,6 +1127,7 @@ pub async fn what_an_alert_says_is_fixed_when_it_is_recorded(b: &Backend) {
             .await
             .unwrap(),
     );
+    assert_eq!(alert.recipients, 2);
     // Re-registered before the alert is published: another time and another destination.
     let changed = FlightRegistration::new(
         FlightNumber::parse("UA123").unwrap(),
@@ -1137,12 +1140,8 @@ pub async fn what_an_alert_says_is_fixed_when_it_is_recorded(b: &Backend) {
     .unwrap();
     b.flights.register(&changed).await.unwrap();
     let bus = FlakyBus::default();
-    assert_eq!(
-        publish::publish_now(b.alerts.as_ref(), &bus, alert.id, None, now())
-            .await
-            .unwrap(),
-        2
-    );
+    let pass = publish::relay(b.alerts.as_ref(), &bus, None, SECOND, now());
+    assert_eq!(pass.await.unwrap().handed_out, 2);
     let published = bus.published.lock().unwrap().clone();
     assert_eq!(published.len(), 1);
     assert_eq!(

@@ -590,8 +590,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         let mut claimed = Vec::new();
         for (seq, phones) in due {
             let handed = async {
-                let alert = load_alert::<DB>(tx, seq).await?;
-                let flight = facts::<DB>(tx, seq, &alert).await?;
+                let (alert, flight) = load_with_facts::<DB>(tx, seq).await?;
                 let wait = timing::after(now, timing::UNCONFIRMED_WAIT);
                 // Marked out, then read back with their attempts: one message says one attempt.
                 let mut by_attempt = std::collections::BTreeMap::<u32, Vec<PhoneNumber>>::new();
@@ -881,13 +880,21 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         )
         .await?;
         remember::<DB>(&mut tx, idempotency, seq, true).await?;
-        let alert = load_alert::<DB>(&mut tx, seq).await?;
         let claimed = match hand_out {
             Some((limit, per_second)) => {
                 self.hand_out_in(&mut tx, Some(&alert_id), limit, per_second, now)
                     .await?
             }
             None => Vec::new(),
+        };
+        // A hand-out has read the alert already, in this transaction.
+        let handed = claimed.iter().find_map(|c| match c {
+            Claimed::Ready(h) => Some(h.alert.clone()),
+            Claimed::Unreadable { .. } => None,
+        });
+        let alert = match handed {
+            Some(alert) => alert,
+            None => load_alert::<DB>(&mut tx, seq).await?,
         };
         tx.commit().await?;
         Ok((Recorded::Created(alert), claimed))
@@ -978,19 +985,18 @@ async fn schedule<DB: Dialect>(
 }
 
 /// The flight as it was when the alert was recorded: what its SMS says.
-async fn facts<DB: Dialect>(
+/// An alert with the facts its SMS state, in one query (a hand-out needs both).
+async fn load_with_facts<DB: Dialect>(
     conn: &mut DB::Connection,
     seq: i64,
-    alert: &Alert,
-) -> Result<FlightSchedule, sqlx::Error> {
-    let rows = DB::fetch_all(
-        conn,
-        "SELECT origin, destination, scheduled_departure_utc, scheduled_offset_min FROM alerts \
-         WHERE seq = ?",
-        vec![Arg::Int(seq)],
-    )
-    .await?;
+) -> Result<(Alert, FlightSchedule), sqlx::Error> {
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS}, a.origin, a.destination, a.scheduled_departure_utc, \
+         a.scheduled_offset_min {ALERT_FROM} WHERE a.seq = ?"
+    );
+    let rows = DB::fetch_all(conn, &sql, vec![Arg::Int(seq)]).await?;
     let r = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    let alert = alert_from_row::<DB>(r)?;
     let (Some(origin), Some(destination), Some(departure)) = (
         DB::opt_text(r, "origin")?,
         DB::opt_text(r, "destination")?,
@@ -998,13 +1004,14 @@ async fn facts<DB: Dialect>(
     ) else {
         return Err(invalid("alert facts (route, scheduled departure)"));
     };
-    Ok(FlightSchedule {
+    let flight = FlightSchedule {
         flight_number: alert.flight_number.clone(),
         departure_date: alert.departure_date,
         origin: AirportCode::parse(&origin).map_err(|_| invalid("origin"))?,
         destination: AirportCode::parse(&destination).map_err(|_| invalid("destination"))?,
         scheduled_departure: departure,
-    })
+    };
+    Ok((alert, flight))
 }
 
 async fn remember<DB: Dialect>(

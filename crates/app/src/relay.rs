@@ -1,6 +1,6 @@
 //! Handing recipients out to the bus from the delivery ledger: what the request that recorded an
-//! alert handed out with it, and from the scheduled relay for whoever is due again (a retry after its
-//! backoff, a hand-out the bus never acknowledged, a recipient the sms function had no time
+//! alert handed out with it, and from the scheduled relay for whoever is due again (a retry after
+//! its backoff, a hand-out the bus never acknowledged, a recipient the sms function had no time
 //! for). Each pass hands out at most what the SMS budget can send before the next pass, so the
 //! sms function (one invocation at a time) is never given more than it may send.
 

@@ -564,16 +564,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
         let (limit, mut next_slot) = match per_second {
             None => (limit, None),
             Some(rate) => {
-                let sql = format!(
-                    "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
-                    DB::FOR_UPDATE
-                );
-                let rows = DB::fetch_all(tx, &sql, vec![]).await?;
-                let free_from = rows
-                    .first()
-                    .map(|r| stamp::<DB>(r, "next_slot_at"))
-                    .transpose()?
-                    .map_or(now, |t| t.max(now));
+                let free_from = lock_pace::<DB>(tx).await?.map_or(now, |t| t.max(now));
                 let window = timing::after(now, PACE_WINDOW) - free_from;
                 let free = window.num_microseconds().unwrap_or(0).max(0) * i64::from(rate.get())
                     / 1_000_000;
@@ -735,11 +726,7 @@ impl<DB: Dialect> SqlAlertStore<DB> {
             // Where rows are locked one by one (MySQL), the budget's row is taken first, in the
             // order a relay pass takes it and then the recipients: taken after this alert's new
             // recipients, a pass waiting on them could hold it, and the two would deadlock.
-            let sql = format!(
-                "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
-                DB::FOR_UPDATE
-            );
-            DB::fetch_all(&mut tx, &sql, vec![]).await?;
+            lock_pace::<DB>(&mut tx).await?;
         }
         if let Some(idem) = idempotency {
             // A concurrent request with the same key waits here on the primary key until the
@@ -984,8 +971,23 @@ async fn schedule<DB: Dialect>(
         .transpose()
 }
 
-/// The flight as it was when the alert was recorded: what its SMS says.
-/// An alert with the facts its SMS state, in one query (a hand-out needs both).
+/// The SMS budget's next free send slot, its row locked until the transaction ends (MySQL; a
+/// SQLite write transaction holds the whole database already).
+async fn lock_pace<DB: Dialect>(
+    tx: &mut DB::Connection,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let sql = format!(
+        "SELECT next_slot_at FROM sms_pace WHERE id = 1{}",
+        DB::FOR_UPDATE
+    );
+    let rows = DB::fetch_all(tx, &sql, vec![]).await?;
+    rows.first()
+        .map(|r| stamp::<DB>(r, "next_slot_at"))
+        .transpose()
+}
+
+/// An alert with the flight as it was when the alert was recorded (what its SMS says), in one
+/// query: a hand-out needs both.
 async fn load_with_facts<DB: Dialect>(
     conn: &mut DB::Connection,
     seq: i64,
